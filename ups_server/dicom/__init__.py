@@ -1,0 +1,1 @@
+"""DICOM helpers: DICOM JSON access, name-based UIDs, tag/keyword handling."""

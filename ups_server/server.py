@@ -1,0 +1,73 @@
+"""The running server: database, services, and the protocol front-ends, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from .config import Settings
+from .db import migrate
+from .db.engine import Database
+from .ups.service import UPSService
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """A part with a lifetime inside the server (DIMSE listener, event dispatcher, ...)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Server:
+    """Owns the database and the services; front-ends (HTTP, DIMSE) call into ``self.ups``.
+
+    ``open()`` starts the (embedded) database, migrates, builds the services and starts the
+    components; ``close()`` stops them in reverse order. The HTTP app calls both from its lifespan.
+    """
+
+    def __init__(self, settings: Settings, database: Database | None = None):
+        self.settings = settings
+        self.database = database or Database(settings.database_url, settings.data_dir, settings.db_pool_size)
+        self._owns_database = database is None
+        self.ups: UPSService | None = None
+        self.components: list[Component] = []
+        self.ready = False
+
+    async def open(self) -> None:
+        if self.database.engine is None:
+            self.database.start()
+        engine = self.database.engine
+        if self.settings.migrate:
+            await migrate.upgrade(engine)
+        self.ups = UPSService(engine, default_worklist_label=self.settings.worklist_label)
+        self.components = self._build_components()
+        for component in self.components:
+            await component.start()
+        self.ready = True
+        log.info("ups-server ready")
+
+    def _build_components(self) -> list[Component]:
+        """The optional parts, in start order (rules before the front-ends that feed them)."""
+        return []
+
+    async def close(self) -> None:
+        self.ready = False
+        for component in reversed(self.components):
+            try:
+                await component.stop()
+            except Exception:  # keep stopping the others
+                log.exception("error stopping %s", component)
+        self.components = []
+        if self._owns_database:
+            await self.database.dispose()
+            self.database.stop()
+
+    async def schema_ok(self) -> bool:
+        """True when the database answers and is migrated to the head revision."""
+        try:
+            return await migrate.current_revision(self.database.engine) == migrate.head_revision()
+        except Exception:
+            return False

@@ -1,0 +1,1 @@
+"""The UPS domain (PS3.4 Annex CC): state machine, attribute rules, search, claim."""

@@ -1,0 +1,336 @@
+"""UPS operations (PS3.4 Annex CC) over PostgreSQL: the one place the UPS rules are applied.
+
+Every operation runs in one transaction: it locks the workitem row (``SELECT ... FOR UPDATE``),
+reads the state tables, writes, and calls the registered listeners *inside the same
+transaction*, so rule effects and event outbox rows commit or roll back with the change.
+The ``*_in(conn, ...)`` variants run inside a caller's transaction (used by the rules).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, insert, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..db.tables import cancel_requests, workitems
+from ..dicom.dataset import JsonDataset, element, first, items
+from ..dicom.datetime import format_dt
+from ..dicom.uids import UPS_PUSH, is_valid_uid, new_uid
+from . import tags as t
+from .attributes import (
+    CANCELED,
+    COMPLETED,
+    DEFAULT_DISCONTINUATION_REASON,
+    IN_PROGRESS,
+    SCHEDULED,
+    STATES,
+    final_state_problems,
+    validate_create,
+    validate_set,
+)
+from .columns import index_columns
+from .errors import Outcome, UPSError
+from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, compare_txn
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKLIST_LABEL = "UPS_SERVER"
+
+
+@dataclass
+class Change:
+    """What one operation did to one workitem; given to listeners inside the transaction.
+
+    kind: "created" | "updated" | "state" | "cancel-requested".
+    For "state", ``previous_state`` -> ``state``; a SCP-side cancel of a SCHEDULED workitem
+    gives two "state" changes (IN PROGRESS, then CANCELED) as PS3.4 CC.2.2.3 requires.
+    """
+
+    kind: str
+    uid: str
+    state: str
+    dataset: JsonDataset
+    previous: JsonDataset | None = None
+    previous_state: str | None = None
+    requester: str | None = None
+    info: JsonDataset | None = None  # cancel request payload
+    row: dict[str, Any] = field(default_factory=dict)  # the workitem row after the change
+
+
+Listener = Callable[[AsyncConnection, Change], Awaitable[None]]
+
+
+@dataclass
+class Result:
+    """A successful operation: the workitem UID, its dataset, and a warning outcome if any."""
+
+    uid: str
+    dataset: JsonDataset | None = None
+    warning: Outcome | None = None
+    detail: str | None = None
+
+
+def _now_dt() -> str:
+    return format_dt()
+
+
+class UPSService:
+    """The UPS SCP's behaviour, shared by UPS-RS, DIMSE and the rules engine."""
+
+    def __init__(self, engine: AsyncEngine, default_worklist_label: str = DEFAULT_WORKLIST_LABEL):
+        self.engine = engine
+        self.default_worklist_label = default_worklist_label
+        self.listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    async def _notify(self, conn: AsyncConnection, change: Change) -> None:
+        for listener in self.listeners:
+            await listener(conn, change)
+
+    # ---- reading --------------------------------------------------------------------------
+
+    async def _lock(self, conn: AsyncConnection, uid: str) -> dict[str, Any]:
+        row = (await conn.execute(select(workitems).where(workitems.c.uid == uid).with_for_update())).mappings().first()
+        if row is None:
+            raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
+        return dict(row)
+
+    async def retrieve(self, uid: str) -> JsonDataset:
+        """The workitem's dataset (never the Transaction UID: UPS-TXN-07)."""
+        async with self.engine.connect() as conn:
+            ds = (await conn.execute(select(workitems.c.dataset).where(workitems.c.uid == uid))).scalar()
+        if ds is None:
+            raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
+        return ds
+
+    # ---- create ---------------------------------------------------------------------------
+
+    async def create(self, uid: str | None, dataset: JsonDataset, requester: str | None = None) -> Result:
+        """N-CREATE / POST /workitems. ``uid`` None -> taken from (0008,0018) or generated."""
+        async with self.engine.begin() as conn:
+            return await self.create_in(conn, uid, dataset, requester=requester)
+
+    async def create_in(
+        self,
+        conn: AsyncConnection,
+        uid: str | None,
+        dataset: JsonDataset,
+        *,
+        requester: str | None = None,
+        if_absent: bool = False,
+        read_group: str | None = None,
+    ) -> Result | None:
+        """Create inside ``conn``'s transaction. With ``if_absent`` an existing UID is not an
+        error: None is returned and nothing changes (rule effects are idempotent)."""
+        ds, modifications = validate_create(copy.deepcopy(dataset))
+        ds_uid = first(ds, t.SOP_INSTANCE_UID)
+        if uid and ds_uid and uid != ds_uid:
+            raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
+                           f"the workitem UID {uid} differs from SOPInstanceUID (0008,0018) {ds_uid}")
+        uid = uid or ds_uid or new_uid()
+        if not is_valid_uid(uid):
+            raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, f"{uid!r} is not a valid UID")
+        ds[t.SOP_CLASS_UID] = element("UI", UPS_PUSH)
+        ds[t.SOP_INSTANCE_UID] = element("UI", uid)
+        ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
+        if not first(ds, t.WORKLIST_LABEL):
+            ds[t.WORKLIST_LABEL] = element("LO", self.default_worklist_label)
+        values = {"uid": uid, "state": SCHEDULED, "read_group": read_group, **index_columns(ds)}
+        stmt = pg_insert(workitems).values(**values).on_conflict_do_nothing(index_elements=["uid"])
+        created = (await conn.execute(stmt.returning(workitems))).mappings().first()
+        if created is None:
+            if if_absent:
+                return None
+            raise UPSError(Outcome.DUPLICATE_SOP_INSTANCE, f"Workitem {uid} already exists")
+        await self._notify(conn, Change("created", uid, SCHEDULED, ds, requester=requester, row=dict(created)))
+        warning = Outcome.CREATED_WITH_MODIFICATIONS if modifications else None
+        return Result(uid, ds, warning, "; ".join(modifications) or None)
+
+    # ---- update ---------------------------------------------------------------------------
+
+    async def update(self, uid: str, dataset: JsonDataset, transaction_uid: str | None) -> Result:
+        """N-SET / POST /workitems/{uid} (UPS-SET-01..14): all or nothing."""
+        changes = validate_set(copy.deepcopy(dataset))
+        async with self.engine.begin() as conn:
+            row = await self._lock(conn, uid)
+            decision = UPDATE[(row["state"], compare_txn(transaction_uid, row["state"], row["transaction_uid"]))]
+            if isinstance(decision, Outcome):
+                raise UPSError(decision)
+            previous = row["dataset"]
+            ds = {**previous, **changes}  # whole sequences are replaced (UPS-SET-07)
+            ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
+            new_row = await self._write(conn, uid, ds)
+            await self._notify(conn, Change("updated", uid, row["state"], ds, previous=previous, row=new_row))
+        return Result(uid, ds)
+
+    async def _write(self, conn: AsyncConnection, uid: str, ds: JsonDataset, **extra: Any) -> dict[str, Any]:
+        stmt = (
+            update(workitems)
+            .where(workitems.c.uid == uid)
+            .values(**index_columns(ds), updated_at=_sql_now(), **extra)
+            .returning(workitems)
+        )
+        return dict((await conn.execute(stmt)).mappings().one())
+
+    # ---- change state ---------------------------------------------------------------------
+
+    async def change_state(
+        self, uid: str, requested: str, transaction_uid: str | None, requester: str | None = None
+    ) -> Result:
+        """N-ACTION type 1 / PUT /workitems/{uid}/state (Table CC.1.1-2)."""
+        if requested not in STATES:
+            raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
+                           f"ProcedureStepState (0074,1000) {requested!r} is not one of "
+                           "IN PROGRESS, COMPLETED, CANCELED")
+        try:
+            async with self.engine.begin() as conn:
+                row = await self._lock(conn, uid)
+                return await self._change_state_locked(conn, row, requested, transaction_uid, requester)
+        except IntegrityError as exc:
+            if "workitems_one_read_per_reader" in str(exc.orig):
+                raise UPSError(Outcome.READER_HOLDS_OTHER_READ,
+                               f"{requester} already holds another read of this study") from None
+            raise
+
+    async def _change_state_locked(
+        self, conn: AsyncConnection, row: dict[str, Any], requested: str, txn: str | None, requester: str | None
+    ) -> Result:
+        uid, state = row["uid"], row["state"]
+        decision = CHANGE_STATE[(requested, state, compare_txn(txn, state, row["transaction_uid"]))]
+        if isinstance(decision, Outcome):
+            if decision.is_warning:
+                return Result(uid, row["dataset"], decision)
+            raise UPSError(decision)
+        ds = copy.deepcopy(row["dataset"])
+        extra: dict[str, Any] = {}
+        if decision is Action.CLAIM:
+            extra = {"transaction_uid": txn, "performer_aet": requester,
+                     "reader": requester if row["read_group"] else None}
+        elif decision is Action.CANCEL:
+            _fill_cancellation(ds, None)
+        if decision in (Action.COMPLETE, Action.CANCEL):
+            problems = final_state_problems(ds, requested)
+            if problems:
+                raise UPSError(Outcome.FINAL_STATE_NOT_MET,
+                               f"cannot become {requested}: missing {', '.join(problems)}")
+        ds[t.PROCEDURE_STEP_STATE] = element("CS", requested)
+        new_row = await self._write(conn, uid, ds, state=requested, **extra)
+        await self._notify(conn, Change("state", uid, requested, ds, previous=row["dataset"],
+                                        previous_state=state, requester=requester, row=new_row))
+        return Result(uid, ds)
+
+    # ---- request cancellation -------------------------------------------------------------
+
+    async def request_cancel(self, uid: str, info: JsonDataset | None, requester: str | None = None) -> Result:
+        """N-ACTION type 2 / POST /workitems/{uid}/cancelrequest (UPS-CANCEL-01..08)."""
+        info = dict(info or {})
+        async with self.engine.begin() as conn:
+            row = await self._lock(conn, uid)
+            decision = REQUEST_CANCEL[row["state"]]
+            if isinstance(decision, Outcome):
+                if decision.is_warning:
+                    return Result(uid, row["dataset"], decision)
+                raise UPSError(decision)
+            if decision is Action.RECORD_CANCEL_REQUEST:
+                await conn.execute(insert(cancel_requests).values(workitem_uid=uid, requester=requester, info=info))
+                await self._notify(conn, Change("cancel-requested", uid, IN_PROGRESS, row["dataset"],
+                                                requester=requester, info=info, row=row))
+                return Result(uid, row["dataset"])
+            # SCHEDULED: the SCP cancels it itself, meeting the final state requirements
+            # (UPS-FINAL-04), reporting IN PROGRESS then CANCELED (UPS-EVT-07).
+            ds = copy.deepcopy(row["dataset"])
+            _fill_cancellation(ds, info)
+            ds[t.PROCEDURE_STEP_STATE] = element("CS", CANCELED)
+            new_row = await self._write(conn, uid, ds, state=CANCELED)
+            in_progress = {**row["dataset"], t.PROCEDURE_STEP_STATE: element("CS", IN_PROGRESS)}
+            await self._notify(conn, Change("state", uid, IN_PROGRESS, in_progress, previous=row["dataset"],
+                                            previous_state=SCHEDULED, requester=requester, info=info, row=new_row))
+            await self._notify(conn, Change("state", uid, CANCELED, ds, previous=in_progress,
+                                            previous_state=IN_PROGRESS, requester=requester, info=info,
+                                            row=new_row))
+            return Result(uid, ds)
+
+    # ---- claim next (extension) -----------------------------------------------------------
+
+    async def claim_next(
+        self,
+        where: ColumnElement[bool] | None,
+        transaction_uid: str | None,
+        requester: str | None = None,
+        attempts: int = 5,
+    ) -> Result | None:
+        """Claim the first SCHEDULED workitem matching ``where`` in claim order (priority,
+        start datetime, creation order), skipping rows another claimer holds. None when none."""
+        txn = transaction_uid or new_uid()
+        for _ in range(attempts):
+            try:
+                async with self.engine.begin() as conn:
+                    query = (
+                        select(workitems)
+                        .where(workitems.c.state == SCHEDULED, where if where is not None else true())
+                        .order_by(workitems.c.priority_rank, workitems.c.start_dt.nulls_last(), workitems.c.seq)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                    if requester:
+                        query = query.where(~_reader_holds_read(requester))
+                    row = (await conn.execute(query)).mappings().first()
+                    if row is None:
+                        return None
+                    return await self._change_state_locked(conn, dict(row), IN_PROGRESS, txn, requester)
+            except IntegrityError as exc:  # the same reader raced itself onto two reads of a study
+                if "workitems_one_read_per_reader" not in str(exc.orig):
+                    raise
+        return None
+
+    async def transaction_uid_of(self, uid: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(workitems.c.transaction_uid).where(workitems.c.uid == uid))).scalar()
+
+
+def _reader_holds_read(reader: str) -> ColumnElement[bool]:
+    """The candidate's study already has a read of the same group held by ``reader``."""
+    other = workitems.alias("other")
+    return exists().where(
+        and_(
+            workitems.c.read_group.is_not(None),
+            other.c.study_uid == workitems.c.study_uid,
+            other.c.read_group == workitems.c.read_group,
+            other.c.reader == reader,
+        )
+    )
+
+
+def _sql_now():
+    from sqlalchemy import func
+
+    return func.now()
+
+
+def _fill_cancellation(ds: JsonDataset, info: JsonDataset | None) -> None:
+    """Make the CANCELED final-state requirements true (UPS-FINAL-03/04/05): Cancellation
+    DateTime and a Discontinuation Reason, plus what a cancel request carried."""
+    info = info or {}
+    progress = items(ds, t.PROCEDURE_STEP_PROGRESS_INFORMATION_SEQUENCE)
+    item = dict(progress[0]) if progress else {}
+    if not first(item, t.PROCEDURE_STEP_CANCELLATION_DATETIME):
+        item[t.PROCEDURE_STEP_CANCELLATION_DATETIME] = element("DT", _now_dt())
+    for tag in (t.REASON_FOR_CANCELLATION, t.PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE):
+        if tag in info and info[tag].get("Value"):
+            item[tag] = info[tag]
+    if not items(item, t.PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE):
+        item[t.PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE] = {
+            "vr": "SQ", "Value": [copy.deepcopy(DEFAULT_DISCONTINUATION_REASON)]}
+    if t.CONTACT_URI in info:
+        item[t.PROCEDURE_STEP_COMMUNICATIONS_URI_SEQUENCE] = {"vr": "SQ", "Value": [
+            {k: info[k] for k in (t.CONTACT_URI, t.CONTACT_DISPLAY_NAME) if k in info}]}
+    ds[t.PROCEDURE_STEP_PROGRESS_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [item, *progress[1:]]}

@@ -1,0 +1,148 @@
+"""UPS-RS workitem routes (PS3.18 chapter 11): thin - parse, call UPSService, map the outcome."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..dicom.dataset import first
+from ..dicom.uids import is_valid_uid
+from ..ups import tags as t
+from ..ups.errors import Outcome, Transaction, UPSError
+from ..ups.service import UPSService
+from .media import (
+    HTTPProblem,
+    check_accept,
+    dicom_json,
+    error_response,
+    outcome_response,
+    read_dataset,
+    service_url,
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_CREATE_UID_PARAMS = ("workitem", "affectedsopinstanceuid")
+_TXN_PARAMS = ("transaction-uid", "transaction")
+
+
+def ups_transaction(transaction: Transaction) -> Callable[[Handler], Handler]:
+    """Answer UPSError / HTTPProblem raised by a handler with the table's status and Warning."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (UPSError, HTTPProblem) as exc:
+                return error_response(request, exc, transaction)
+
+        return run
+
+    return wrap
+
+
+def _service(request: Request) -> UPSService:
+    return request.app.state.server.ups
+
+
+def _param(request: Request, names: tuple[str, ...]) -> str | None:
+    """A query parameter by any of ``names`` (case-insensitive), else a bare ``?{uid}`` key."""
+    for key, value in request.query_params.multi_items():
+        if key.lower() in names and value:
+            return value
+    for key, value in request.query_params.multi_items():
+        if not value and is_valid_uid(key):
+            return key
+    return None
+
+
+def requester_of(request: Request) -> str | None:
+    """Who makes the request: path segment ``/{requester}``, else ``?requester=``."""
+    return request.path_params.get("requester") or request.query_params.get("requester") or None
+
+
+def workitem_url(request: Request, uid: str) -> str:
+    return f"{service_url(request)}/workitems/{uid}"
+
+
+@ups_transaction(Transaction.CREATE)
+async def create(request: Request) -> Response:
+    dataset = await read_dataset(request)
+    uid = _param(request, _CREATE_UID_PARAMS)
+    if uid and not is_valid_uid(uid):
+        raise HTTPProblem(400, f"{uid!r} is not a valid workitem UID")
+    result = await _service(request).create(uid, dataset, requester=requester_of(request))
+    headers = {"Location": workitem_url(request, result.uid), "Content-Location": workitem_url(request, result.uid)}
+    return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.CREATE, result.detail, headers)
+
+
+@ups_transaction(Transaction.RETRIEVE)
+async def retrieve(request: Request) -> Response:
+    check_accept(request)
+    dataset = await _service(request).retrieve(request.path_params["uid"])
+    return dicom_json([dataset])
+
+
+@ups_transaction(Transaction.UPDATE)
+async def update(request: Request) -> Response:
+    dataset = await read_dataset(request)
+    txn = _param(request, _TXN_PARAMS) or first(dataset, t.TRANSACTION_UID)
+    result = await _service(request).update(request.path_params["uid"], dataset, txn)
+    return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.UPDATE)
+
+
+@ups_transaction(Transaction.CHANGE_STATE)
+async def change_state(request: Request) -> Response:
+    dataset = await read_dataset(request)
+    state = first(dataset, t.PROCEDURE_STEP_STATE)
+    if not state:
+        raise UPSError(Outcome.MISSING_ATTRIBUTE, "ProcedureStepState (0074,1000) is required")
+    txn = first(dataset, t.TRANSACTION_UID) or _param(request, _TXN_PARAMS)
+    result = await _service(request).change_state(
+        request.path_params["uid"], state, txn, requester=requester_of(request))
+    return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.CHANGE_STATE)
+
+
+@ups_transaction(Transaction.CANCEL)
+async def request_cancel(request: Request) -> Response:
+    info = await read_dataset(request, required=False)
+    result = await _service(request).request_cancel(
+        request.path_params["uid"], info, requester=requester_of(request))
+    return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.CANCEL)
+
+
+@ups_transaction(Transaction.CHANGE_STATE)
+async def claim_next(request: Request) -> Response:
+    """Extension (not in PS3.18): claim the oldest matching SCHEDULED workitem."""
+    check_accept(request)
+    body = await read_dataset(request, required=False)
+    txn = first(body, t.TRANSACTION_UID) or _param(request, _TXN_PARAMS)
+    from .search import claim_filter  # the search keys of the query string
+
+    result = await _service(request).claim_next(claim_filter(request), txn, requester=requester_of(request))
+    if result is None:
+        return Response(status_code=204)
+    txn = await _service(request).transaction_uid_of(result.uid)
+    payload = {**result.dataset, t.TRANSACTION_UID: {"vr": "UI", "Value": [txn]}}
+    return dicom_json([payload], headers={"Content-Location": workitem_url(request, result.uid)})
+
+
+def routes() -> list[Route]:
+    from .search import search
+
+    return [
+        Route("/workitems", create, methods=["POST"]),
+        Route("/workitems", search, methods=["GET"]),
+        Route("/workitems/claim", claim_next, methods=["POST"]),
+        Route("/workitems/{uid}", retrieve, methods=["GET"]),
+        Route("/workitems/{uid}", update, methods=["POST", "PUT"]),
+        Route("/workitems/{uid}/state", change_state, methods=["PUT"]),
+        Route("/workitems/{uid}/state/{requester}", change_state, methods=["PUT"]),
+        Route("/workitems/{uid}/cancelrequest", request_cancel, methods=["POST"]),
+        Route("/workitems/{uid}/cancelrequest/{requester}", request_cancel, methods=["POST"]),
+    ]
