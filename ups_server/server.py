@@ -34,6 +34,7 @@ class Server:
         self._owns_database = database is None
         self.ups: UPSService | None = None
         self.components: list[Component] = []
+        self.dimse = None  # the DimseServer when settings.dimse_port is set
         self.ready = False
 
     async def open(self) -> None:
@@ -51,7 +52,13 @@ class Server:
 
     def _build_components(self) -> list[Component]:
         """The optional parts, in start order (rules before the front-ends that feed them)."""
-        return []
+        components: list[Component] = []
+        if self.settings.dimse_port:
+            from .dimse.server import DimseServer
+
+            self.dimse = DimseServer(self)
+            components.append(self.dimse)
+        return components
 
     async def close(self) -> None:
         self.ready = False

@@ -1,0 +1,1 @@
+"""DIMSE front-end: pynetdicom handlers (threads) over the async services."""

@@ -1,0 +1,94 @@
+"""DimseServer: the pynetdicom AE listening for C-ECHO, C-STORE and the UPS DIMSE services.
+
+A server component (``start``/``stop``). pynetdicom runs each association in its own
+thread; handlers reach the async services through ``self.bridge``. Other components may
+use ``self.ae`` as an association requestor (e.g. for N-EVENT-REPORT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from pynetdicom import AE, evt
+from pynetdicom.events import Event
+from pynetdicom.transport import ThreadedAssociationServer
+
+from .bridge import Bridge
+from .contexts import add_requested_contexts, add_supported_contexts
+from .store import handle_echo, make_store_handler
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+log = logging.getLogger(__name__)
+
+MAX_ASSOCIATIONS = 64
+
+
+def set_nodelay(event: Event) -> None:
+    """TCP_NODELAY on every DIMSE connection: without it each response waits on a delayed ACK."""
+    sock = getattr(event.assoc.dul.socket, "socket", None)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # e.g. already closed by the peer
+            log.debug("TCP_NODELAY not set: %s", exc)
+
+
+class DimseServer:
+    """The DIMSE front-end of ``server`` (a ``ups_server.server.Server``)."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self.settings = server.settings
+        self.ae = AE(ae_title=self.settings.ae_title)
+        self.ae.maximum_associations = MAX_ASSOCIATIONS
+        self.ae.network_timeout = 120
+        add_supported_contexts(self.ae)
+        add_requested_contexts(self.ae)
+        self.allowed_aes = [a.strip() for a in self.settings.allowed_aes if a.strip()]
+        self.ae.require_calling_aet = self.allowed_aes
+        self.bridge: Bridge | None = None
+        self._listener: ThreadedAssociationServer | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the server listens on (the real port when 0 was asked for)."""
+        if self._listener is None:
+            raise RuntimeError("the DIMSE server is not started")
+        return self._listener.server_address[:2]
+
+    def handlers(self) -> list[tuple[Any, Any]]:
+        return [
+            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_REQUESTED, self._check_caller),
+            (evt.EVT_C_ECHO, handle_echo),
+            (evt.EVT_C_STORE, make_store_handler(self)),
+        ]
+
+    def _check_caller(self, event: Event) -> None:
+        """Log why an unknown calling AE is about to be rejected (pynetdicom rejects it:
+        result 1 permanent, source 1 service user, reason 3 calling AE title not recognised)."""
+        calling = event.assoc.requestor.ae_title
+        if self.allowed_aes and calling not in self.allowed_aes:
+            log.warning("association from %s at %s rejected: calling AE title %r is not in allowed_aes",
+                        calling, event.assoc.requestor.address, calling)
+
+    async def start(self) -> None:
+        self.bridge = Bridge(asyncio.get_running_loop())
+        if self.settings.log_level.upper() != "DEBUG":
+            logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+        host = self.settings.host
+        self._listener = self.ae.start_server(
+            (host, int(self.settings.dimse_port or 0)), block=False, evt_handlers=self.handlers())
+        log.info("DIMSE %s listening on %s:%d", self.settings.ae_title, *self.address)
+
+    async def stop(self) -> None:
+        if self._listener is None:
+            return
+        # shutdown joins handler threads, which may be waiting on this loop: not on the loop thread
+        await asyncio.to_thread(self.ae.shutdown)
+        self._listener = None
