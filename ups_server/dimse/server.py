@@ -62,11 +62,14 @@ class DimseServer:
         return self._listener.server_address[:2]
 
     def handlers(self) -> list[tuple[Any, Any]]:
+        from .ups import make_ups_handlers
+
         return [
             (evt.EVT_CONN_OPEN, set_nodelay),
             (evt.EVT_REQUESTED, self._check_caller),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, make_store_handler(self)),
+            *make_ups_handlers(self),
         ]
 
     def _check_caller(self, event: Event) -> None:

@@ -1,0 +1,111 @@
+"""A real pynetdicom UPS SCU for the tests: one association per calling AE title.
+
+Blocking calls: async tests run them with ``asyncio.to_thread`` so that the server's
+loop (which the DIMSE handlers call into) keeps running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Self
+
+from pydicom import Dataset
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.sop_class import (
+    UnifiedProcedureStepPull,
+    UnifiedProcedureStepPush,
+    UnifiedProcedureStepQuery,
+    UnifiedProcedureStepWatch,
+    Verification,
+)
+
+from ups_server.dicom.dataset import JsonDataset, from_pydicom, to_pydicom
+
+UPS_CLASSES = [UnifiedProcedureStepPush, UnifiedProcedureStepPull, UnifiedProcedureStepWatch,
+               UnifiedProcedureStepQuery, Verification]
+
+
+@dataclass
+class Reply:
+    status: int
+    dataset: JsonDataset | None = None
+    affected_uid: str | None = None
+    comment: str | None = None
+
+
+def _reply(status: Dataset | None, ds: Dataset | None = None) -> Reply:
+    if status is None or "Status" not in status:
+        raise ConnectionError("no response (association aborted or timed out)")
+    uid = status.get("AffectedSOPInstanceUID")
+    return Reply(int(status.Status), from_pydicom(ds) if ds is not None else None,
+                 str(uid) if uid else None, status.get("ErrorComment"))
+
+
+class UPSClient:
+    """An SCU association from ``calling_ae`` to the server at ``host:port``."""
+
+    def __init__(self, host: str, port: int, calling_ae: str = "TEST_SCU", called_ae: str = "UPS_SERVER"):
+        self.ae = AE(ae_title=calling_ae)
+        for uid in UPS_CLASSES:
+            self.ae.add_requested_context(uid)
+        self.host, self.port, self.called_ae = host, port, called_ae
+        self.assoc: Association | None = None
+
+    def open(self) -> Self:
+        self.assoc = self.ae.associate(self.host, self.port, ae_title=self.called_ae)
+        if not self.assoc.is_established:
+            raise ConnectionError(f"association rejected or failed: {self.assoc}")
+        return self
+
+    def close(self) -> None:
+        if self.assoc is not None and self.assoc.is_established:
+            self.assoc.release()
+        self.assoc = None
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def a(self) -> Association:
+        assert self.assoc is not None, "not open"
+        return self.assoc
+
+    def create(self, ds: JsonDataset, uid: str | None = None) -> Reply:
+        status, attrs = self.a.send_n_create(to_pydicom(ds), UnifiedProcedureStepPush, uid)
+        return _reply(status, attrs)
+
+    def set(self, uid: str, ds: JsonDataset, sop_class: str = UnifiedProcedureStepPush) -> Reply:
+        status, attrs = self.a.send_n_set(to_pydicom(ds), sop_class, uid)
+        return _reply(status, attrs)
+
+    def get(self, uid: str, tags: list[int] | None = None, sop_class: str = UnifiedProcedureStepPush) -> Reply:
+        status, attrs = self.a.send_n_get(tags or [], sop_class, uid)
+        return _reply(status, attrs)
+
+    def action(self, uid: str, action_type: int, info: JsonDataset | None = None,
+               sop_class: str = UnifiedProcedureStepPush) -> Reply:
+        status, reply = self.a.send_n_action(to_pydicom(info) if info else None, action_type, sop_class, uid)
+        return _reply(status, reply)
+
+    def find_iter(self, identifier: JsonDataset,
+                  model: str = UnifiedProcedureStepPull) -> Iterator[tuple[int, JsonDataset | None]]:
+        for status, ds in self.a.send_c_find(to_pydicom(identifier), model):
+            if status is None or "Status" not in status:
+                raise ConnectionError("no C-FIND response")
+            yield int(status.Status), (from_pydicom(ds) if ds is not None else None)
+
+    def find(self, identifier: JsonDataset, model: str = UnifiedProcedureStepPull) -> tuple[int, list[JsonDataset]]:
+        """(final status, matches)."""
+        matches: list[JsonDataset] = []
+        final = -1
+        for status, ds in self.find_iter(identifier, model):
+            if status in (0xFF00, 0xFF01):
+                matches.append(ds or {})
+            else:
+                final = status
+        return final, matches
