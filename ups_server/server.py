@@ -8,6 +8,8 @@ from typing import Protocol
 from .config import Settings
 from .db import migrate
 from .db.engine import Database
+from .ingest.service import IngestService
+from .ingest.setup import build_ingest
 from .ups.service import UPSService
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,8 @@ class Server:
         self.database = database or Database(settings.database_url, settings.data_dir, settings.db_pool_size)
         self._owns_database = database is None
         self.ups: UPSService | None = None
+        self.ingest: IngestService | None = None  # stored instances + on_store rules
+        self.rules = None  # the loaded rule set (rules.engine.RuleEngine)
         self.components: list[Component] = []
         self.dimse = None  # the DimseServer when settings.dimse_port is set
         self.ready = False
@@ -44,6 +48,7 @@ class Server:
         if self.settings.migrate:
             await migrate.upgrade(engine)
         self.ups = UPSService(engine, default_worklist_label=self.settings.worklist_label)
+        self.ingest = build_ingest(self)
         self.components = self._build_components()
         for component in self.components:
             await component.start()

@@ -75,6 +75,66 @@ def upgrade() -> None:
     )
 
     # --- ingest and rules (issue 3) --------------------------------------------------------
+    op.create_table(
+        "studies",
+        sa.Column("study_uid", sa.Text, primary_key=True),
+        sa.Column("patient_id", sa.Text),
+        sa.Column("patient_name", sa.Text),
+        sa.Column("accession_number", sa.Text),
+        sa.Column("study_date", sa.Text),
+        sa.Column("attributes", JSONB, nullable=False),  # patient + study level DICOM JSON
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    for col in ("patient_id", "accession_number", "study_date"):
+        op.create_index(f"studies_{col}", "studies", [col])
+    op.create_table(
+        "series",
+        sa.Column("series_uid", sa.Text, primary_key=True),
+        sa.Column("study_uid", sa.Text, sa.ForeignKey("studies.study_uid", ondelete="CASCADE"), nullable=False),
+        sa.Column("modality", sa.Text),
+        sa.Column("attributes", JSONB, nullable=False),  # series level DICOM JSON
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_index("series_study_uid", "series", ["study_uid"])
+    op.create_table(
+        "instances",
+        sa.Column("sop_instance_uid", sa.Text, primary_key=True),
+        sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+        sa.Column("series_uid", sa.Text, sa.ForeignKey("series.series_uid", ondelete="CASCADE"), nullable=False),
+        sa.Column("study_uid", sa.Text, nullable=False),
+        sa.Column("sop_class_uid", sa.Text, nullable=False),
+        sa.Column("transfer_syntax", sa.Text, nullable=False),
+        sa.Column("path", sa.Text, nullable=False),  # relative to <data_dir>/blobs
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("metadata", JSONB, nullable=False),  # DICOM JSON without bulk data
+        sa.Column("source_ae", sa.Text),
+        sa.Column("source_host", sa.Text),
+        sa.Column("receiving_ae", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_index("instances_study_uid", "instances", ["study_uid"])
+    op.create_index("instances_series_uid", "instances", ["series_uid"])
+    op.create_table(
+        "rule_workitems",  # which rule made which workitem (claim guards, diagnostics)
+        sa.Column("workitem_uid", sa.Text, primary_key=True),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("study_uid", sa.Text),
+        sa.Column("performer_only", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_table(
+        "rule_failures",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("trigger", sa.Text, nullable=False),  # on_store | on_completed | on_canceled
+        sa.Column("study_uid", sa.Text),
+        sa.Column("sop_instance_uid", sa.Text),
+        sa.Column("workitem_uid", sa.Text),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_index("rule_failures_study_uid", "rule_failures", ["study_uid"])
 
     # --- subscriptions and events (issue 5) ------------------------------------------------
 
@@ -83,6 +143,8 @@ def downgrade() -> None:
     # --- subscriptions and events (issue 5) ------------------------------------------------
 
     # --- ingest and rules (issue 3) --------------------------------------------------------
+    for table in ("rule_failures", "rule_workitems", "instances", "series", "studies"):
+        op.drop_table(table)
 
     op.drop_table("cancel_requests")
     op.drop_table("workitems")

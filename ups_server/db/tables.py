@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, Table, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    MetaData,
+    Table,
+    Text,
+    false,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -56,3 +68,70 @@ cancel_requests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# --- ingest and rules (issue 3) -------------------------------------------------------------
+# Stored instances: the index (blobs live under <data_dir>/blobs, ``path`` relative to it).
+studies = Table(
+    "studies",
+    metadata,
+    Column("study_uid", Text, primary_key=True),
+    Column("patient_id", Text),
+    Column("patient_name", Text),
+    Column("accession_number", Text),
+    Column("study_date", Text),
+    Column("attributes", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+series = Table(
+    "series",
+    metadata,
+    Column("series_uid", Text, primary_key=True),
+    Column("study_uid", Text, ForeignKey("studies.study_uid", ondelete="CASCADE"), nullable=False),
+    Column("modality", Text),
+    Column("attributes", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("sop_instance_uid", Text, primary_key=True),
+    Column("seq", BigInteger, Identity(), nullable=False, unique=True),
+    Column("series_uid", Text, ForeignKey("series.series_uid", ondelete="CASCADE"), nullable=False),
+    Column("study_uid", Text, nullable=False),
+    Column("sop_class_uid", Text, nullable=False),
+    Column("transfer_syntax", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("source_ae", Text),
+    Column("source_host", Text),
+    Column("receiving_ae", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Which rule created which workitem; ``performer_only``: only a scheduled performer may claim it.
+rule_workitems = Table(
+    "rule_workitems",
+    metadata,
+    Column("workitem_uid", Text, primary_key=True),
+    Column("rule", Text, nullable=False),
+    Column("study_uid", Text),
+    Column("performer_only", Boolean, nullable=False, server_default=false()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A rule that failed at run time (the stored instance / state change still committed).
+rule_failures = Table(
+    "rule_failures",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("rule", Text, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("study_uid", Text),
+    Column("sop_instance_uid", Text),
+    Column("workitem_uid", Text),
+    Column("error", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

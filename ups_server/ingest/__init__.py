@@ -1,0 +1,1 @@
+"""Ingest: stored instances (blob files + the studies/series/instances index) and on_store hooks."""

@@ -1,0 +1,59 @@
+"""What a store gives back, and the one error bad input raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# DIMSE / STOW-RS failure statuses (PS3.4 B.2.3, PS3.18 10.5.3)
+DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110
+
+
+class IngestError(ValueError):
+    """An instance refused for its content: ``reason`` says why, ``status`` is the DICOM
+    failure status to answer with (0xA900 data set does not match SOP class, 0xC000 cannot
+    understand)."""
+
+    def __init__(self, reason: str, status: int = CANNOT_UNDERSTAND):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass
+class StoreResult:
+    """One stored (or already present) instance."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    stored: bool  # False: the instance was already present (idempotent re-store)
+    rule_failures: int = 0  # on_store rules that failed (the instance is stored anyway)
+
+    @property
+    def already_present(self) -> bool:
+        return not self.stored
+
+    @property
+    def retrieve_path(self) -> str:
+        """The WADO-RS path of the instance, relative to the DICOMweb base URL."""
+        return f"/studies/{self.study_uid}/series/{self.series_uid}/instances/{self.sop_instance_uid}"
+
+
+@dataclass
+class StoredInstance:
+    """What on_store hooks see: the instance's DICOM JSON (no bulk data) and where it came from."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    metadata: dict[str, Any]
+    source_ae: str | None = None
+    source_host: str | None = None
+    receiving_ae: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

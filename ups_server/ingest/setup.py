@@ -1,0 +1,23 @@
+"""Build the ingest service and attach the rules to it and to the UPS service."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .service import IngestService
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+
+def build_ingest(server: Server) -> IngestService:
+    """``server.ingest``: the store path; the rules (on_store, on_completed, claim guards) are
+    loaded from ``settings.rules`` and wired in here."""
+    assert server.ups is not None and server.database.engine is not None
+    ingest = IngestService(server.database.engine, server.settings.data_dir)
+    try:
+        from ..rules.wiring import install_rules
+    except ImportError:  # rules engine not present
+        return ingest
+    server.rules = install_rules(server, ingest)  # type: ignore[attr-defined]
+    return ingest
