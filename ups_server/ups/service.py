@@ -296,6 +296,14 @@ class UPSService:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(workitems.c.transaction_uid).where(workitems.c.uid == uid))).scalar()
 
+    async def search(
+        self, query: Any, *, offset: int = 0, limit: int | None = None, for_dimse: bool = False
+    ) -> tuple[list[JsonDataset], int]:
+        """C-FIND / GET /workitems: (datasets of this page, count of further matches)."""
+        from .search import search
+
+        return await search(self.engine, query, offset=offset, limit=limit, for_dimse=for_dimse)
+
 
 def _reader_holds_read(reader: str) -> ColumnElement[bool]:
     """The candidate's study already has a read of the same group held by ``reader``."""

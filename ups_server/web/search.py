@@ -1,7 +1,4 @@
-"""GET /workitems (Search) and the search keys of the claim-next extension.
-
-PLACEHOLDER until the search matcher lands: ``claim_filter`` applies no keys.
-"""
+"""GET /workitems (Search, PS3.18 11.9) and the search keys of the claim-next extension."""
 
 from __future__ import annotations
 
@@ -9,10 +6,49 @@ from sqlalchemy import ColumnElement
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..dicom.query import QueryError, parse_http_query
+from ..dicom.uids import is_valid_uid
+from ..ups.errors import Transaction, UPSError
+from ..ups.search import where_clause
+from .media import HTTPProblem, check_accept, dicom_json, error_response, service_url
+
+FUZZY_NOT_SUPPORTED = "The fuzzymatching parameter is not supported. Only literal matching has been performed."
+# Query parameters of POST /workitems/claim that are not search keys.
+_CLAIM_PARAMS = ("requester", "transaction-uid", "transaction", "includefield", "limit", "offset")
+
 
 def claim_filter(request: Request) -> ColumnElement[bool] | None:
-    return None
+    """The search keys in the query string of POST /workitems/claim, as a WHERE clause."""
+    keys = [
+        (name, value) for name, value in request.query_params.multi_items()
+        if name.lower() not in _CLAIM_PARAMS and not (not value and is_valid_uid(name))
+    ]
+    if not keys:
+        return None
+    try:
+        return where_clause(parse_http_query(keys))
+    except QueryError as exc:
+        raise HTTPProblem(400, f"invalid search key: {exc}") from None
 
 
 async def search(request: Request) -> Response:
-    return Response(status_code=501)
+    """Search for workitems: 200 + array, 204 when nothing, Warning on remaining results."""
+    try:
+        check_accept(request)
+        try:
+            query = parse_http_query(request.query_params.multi_items())
+        except QueryError as exc:
+            raise HTTPProblem(400, f"invalid query: {exc}") from None
+        datasets, remaining = await request.app.state.server.ups.search(
+            query, offset=query.offset, limit=query.limit)
+    except (UPSError, HTTPProblem) as exc:
+        return error_response(request, exc, Transaction.SEARCH)
+    warnings = []
+    if query.fuzzy:  # UPS-QS-05: literal matching only
+        warnings.append(FUZZY_NOT_SUPPORTED)
+    if remaining > 0 and datasets:  # UPS-QS-06
+        warnings.append(f"There are {remaining} additional results that can be requested")
+    headers = {"Warning": ", ".join(f"299 {service_url(request)}: {w}" for w in warnings)} if warnings else {}
+    if not datasets:
+        return Response(status_code=204, headers=headers)
+    return dicom_json(datasets, headers=headers)
