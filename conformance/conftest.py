@@ -1,0 +1,127 @@
+"""Black-box fixtures: the real ``python -m ups_server serve`` as a subprocess on free ports.
+
+``ups_server`` gives one running server (fresh data dir, embedded PostgreSQL) per test;
+``start_ups_server`` is the factory behind it for tests that need extra arguments
+(``start_ups_server("--rules", path)``), a given data dir (restarts) or several servers.
+Every server is stopped with SIGTERM at the end and must exit within ``STOP_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+BASE_PATH = "/dicom-web"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    """A started ``ups-server serve`` process and how to reach it."""
+
+    process: subprocess.Popen
+    base_url: str  # DICOMweb base, e.g. http://127.0.0.1:41234/dicom-web
+    http_port: int
+    dimse_port: int
+    ae_title: str
+    data_dir: Path
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else "(no log)"
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; fails the test if the server does not exit in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                pytest.fail(f"ups-server did not exit within {STOP_TIMEOUT}s of SIGTERM; log:\n{self.log()}")
+        return self.process.returncode
+
+
+def _wait_healthy(server: RunningServer) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"ups-server exited with {server.process.returncode} while starting; log:\n{server.log()}")
+        try:
+            r = httpx.get(f"{server.root_url}/health", timeout=2)
+            if r.status_code == 200:
+                return
+            last = f"{r.status_code} {r.text}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    server.process.kill()
+    server.process.wait()
+    pytest.fail(f"ups-server not healthy after {START_TIMEOUT}s (last: {last}); log:\n{server.log()}")
+
+
+@pytest.fixture
+def start_ups_server(tmp_path_factory) -> Iterator[Callable[..., RunningServer]]:
+    """Factory: ``start_ups_server(*extra_args, data_dir=None, ae_title="UPS_SERVER")``."""
+    started: list[RunningServer] = []
+
+    def start(*extra_args: str, data_dir: Path | None = None, ae_title: str = "UPS_SERVER",
+              env: dict[str, str] | None = None) -> RunningServer:
+        data_dir = Path(data_dir or tmp_path_factory.mktemp("ups-data"))
+        http_port, dimse_port = free_port(), free_port()
+        log_path = data_dir / f"server-{http_port}.log"
+        args = [
+            sys.executable, "-m", "ups_server", "serve",
+            "--data-dir", str(data_dir), "--http-port", str(http_port), "--dimse-port", str(dimse_port),
+            "--ae-title", ae_title, "--base-path", BASE_PATH, *extra_args,
+        ]
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("UPS_")}
+        environ.update(env or {})
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=environ)
+        server = RunningServer(process, f"http://127.0.0.1:{http_port}{BASE_PATH}", http_port, dimse_port,
+                               ae_title, data_dir, log_path, args)
+        started.append(server)
+        _wait_healthy(server)
+        return server
+
+    yield start
+    failures = []
+    for server in reversed(started):
+        if server.process.poll() is None:
+            server.stop()
+            if server.process.returncode not in (0, -signal.SIGTERM):
+                failures.append(f"exit code {server.process.returncode}; log:\n{server.log()}")
+    if failures:
+        pytest.fail("ups-server did not stop cleanly: " + "\n".join(failures))
+
+
+@pytest.fixture
+def ups_server(start_ups_server) -> RunningServer:
+    """One running server with a fresh data dir (embedded PostgreSQL)."""
+    return start_ups_server()
