@@ -57,8 +57,11 @@ def upgrade() -> None:
     for col in (
         "procedure_step_label", "worklist_label", "start_dt", "expected_completion_dt",
         "modification_dt", "patient_id", "patient_name", "study_uid", "accession_number",
+        "expiration_dt", "issuer_of_patient_id", "patient_birth_date", "admission_id",
     ):
         op.create_index(f"workitems_{col}", "workitems", [col])
+    # PN matching is case-insensitive (search compares lower(patient_name), = and LIKE 'x%')
+    op.execute("CREATE INDEX workitems_patient_name_ci ON workitems (lower(patient_name) text_pattern_ops)")
     op.execute("CREATE INDEX workitems_dataset ON workitems USING gin (dataset jsonb_path_ops)")
     op.execute(
         "CREATE UNIQUE INDEX workitems_one_read_per_reader ON workitems (study_uid, read_group, reader) "
