@@ -30,6 +30,12 @@ class Settings:
     ae_table: dict[str, str] = field(default_factory=dict)
     worklist_label: str = "UPS_SERVER"
     db_pool_size: int = 20
+    # subscriptions and events (issue 5)
+    event_replay_seconds: int = 300
+    event_queue_size: int = 1000
+    purge_completed_after: int = -1
+    purge_canceled_after: int = -1
+    housekeeping_interval: int = 60
 
     HELP = {
         "host": "interface to listen on for HTTP",
@@ -46,6 +52,14 @@ class Settings:
         "ae_table": "known AEs as AET=host:port, comma separated (event receivers)",
         "worklist_label": "Worklist Label given to workitems created without one",
         "db_pool_size": "database connections per process",
+        "event_replay_seconds": "seconds an undelivered event is kept for a WebSocket that reconnects "
+                                "(and DIMSE delivery retried); older events are pruned",
+        "event_queue_size": "events waiting per WebSocket before the connection is dropped as too slow",
+        "purge_completed_after": "seconds after which a COMPLETED workitem without a deletion lock is "
+                                 "deleted (-1: never; 0: at the next housekeeping run)",
+        "purge_canceled_after": "seconds after which a CANCELED workitem without a deletion lock is "
+                                "deleted (-1: never; 0: at the next housekeeping run)",
+        "housekeeping_interval": "seconds between purge / outbox pruning runs (0: off)",
     }
 
     @classmethod

@@ -39,6 +39,7 @@ class Server:
         self.rules = None  # the loaded rule set (rules.engine.RuleEngine)
         self.components: list[Component] = []
         self.dimse = None  # the DimseServer when settings.dimse_port is set
+        self.events = None  # events.component.Events: subscriptions and event delivery
         self.ready = False
 
     async def open(self) -> None:
@@ -58,6 +59,10 @@ class Server:
     def _build_components(self) -> list[Component]:
         """The optional parts, in start order (rules before the front-ends that feed them)."""
         components: list[Component] = []
+        from .events.component import Events
+
+        self.events = Events(self)
+        components.append(self.events)
         if self.settings.dimse_port:
             from .dimse.server import DimseServer
 

@@ -140,10 +140,49 @@ def upgrade() -> None:
     op.create_index("rule_failures_study_uid", "rule_failures", ["study_uid"])
 
     # --- subscriptions and events (issue 5) ------------------------------------------------
+    op.create_table(
+        "subscriptions",
+        sa.Column("aet", sa.Text, primary_key=True),
+        sa.Column("workitem_uid", sa.Text, sa.ForeignKey("workitems.uid", ondelete="CASCADE"), primary_key=True),
+        sa.Column("deletion_lock", sa.Boolean, nullable=False),
+        sa.Column("via_http", sa.Boolean, nullable=False, server_default="false"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_index("subscriptions_workitem", "subscriptions", ["workitem_uid"])
+    op.create_table(
+        "global_subscriptions",
+        sa.Column("aet", sa.Text, primary_key=True),
+        sa.Column("deletion_lock", sa.Boolean, nullable=False),
+        sa.Column("filtered", sa.Boolean, nullable=False),
+        sa.Column("filter", JSONB),
+        sa.Column("via_http", sa.Boolean, nullable=False, server_default="false"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_table(
+        "event_outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("workitem_uid", sa.Text),
+        sa.Column("aet", sa.Text, nullable=False),
+        sa.Column("event_type", sa.BigInteger, nullable=False),
+        sa.Column("info", JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
+                  server_default=sa.func.clock_timestamp()),
+        sa.Column("ws_delivered_at", sa.DateTime(timezone=True)),
+        sa.Column("dimse_pending", sa.Boolean, nullable=False, server_default="false"),
+        sa.Column("dimse_attempts", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("dimse_next_at", sa.DateTime(timezone=True)),
+        sa.Column("dimse_done_at", sa.DateTime(timezone=True)),
+    )
+    op.execute("CREATE INDEX event_outbox_ws ON event_outbox (aet, id) WHERE ws_delivered_at IS NULL")
+    op.execute("CREATE INDEX event_outbox_dimse ON event_outbox (aet, id) WHERE dimse_pending")
+    op.create_index("event_outbox_created", "event_outbox", ["created_at"])
 
 
 def downgrade() -> None:
     # --- subscriptions and events (issue 5) ------------------------------------------------
+    op.drop_table("event_outbox")
+    op.drop_table("global_subscriptions")
+    op.drop_table("subscriptions")
 
     # --- ingest and rules (issue 3) --------------------------------------------------------
     for table in ("rule_failures", "rule_workitems", "instances", "series", "studies"):

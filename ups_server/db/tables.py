@@ -135,3 +135,47 @@ rule_failures = Table(
     Column("error", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# --- subscriptions and events (issue 5) ---------------------------------------------------
+# Subscription state of PS3.4 Table CC.2.3-2: one row per (AE, workitem) subscribed, and one
+# per AE with a global (possibly filtered) subscription. ``via_http``: made over UPS-RS, so
+# the AE's channel is the WebSocket (UPS-EVT-03).
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("aet", Text, primary_key=True),
+    Column("workitem_uid", Text, ForeignKey("workitems.uid", ondelete="CASCADE"), primary_key=True),
+    Column("deletion_lock", Boolean, nullable=False),
+    Column("via_http", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+global_subscriptions = Table(
+    "global_subscriptions",
+    metadata,
+    Column("aet", Text, primary_key=True),
+    Column("deletion_lock", Boolean, nullable=False),
+    Column("filtered", Boolean, nullable=False),
+    Column("filter", JSONB),  # {"items": [[attr, value], ...]} or {"dataset": {...}}
+    Column("via_http", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Transactional outbox: one row per (event, subscriber AE), written in the transaction of the
+# change. WebSocket dispatchers mark ``ws_delivered_at``; exactly one DIMSE dispatcher sends
+# each row with ``dimse_pending``. Rows older than the replay window are pruned.
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("workitem_uid", Text),  # None for SCP Status Change
+    Column("aet", Text, nullable=False),
+    Column("event_type", BigInteger, nullable=False),
+    Column("info", JSONB, nullable=False),  # Event Information (DICOM JSON)
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Column("ws_delivered_at", DateTime(timezone=True)),
+    Column("dimse_pending", Boolean, nullable=False, server_default="false"),
+    Column("dimse_attempts", BigInteger, nullable=False, server_default="0"),
+    Column("dimse_next_at", DateTime(timezone=True)),
+    Column("dimse_done_at", DateTime(timezone=True)),
+)

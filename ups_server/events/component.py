@@ -1,0 +1,128 @@
+"""``Events``: the server component for subscriptions and event delivery (``server.events``).
+
+The DIMSE N-ACTION handler and the UPS-RS routes call ``subscribe`` / ``unsubscribe`` /
+``suspend_global``; a UPSService listener turns every workitem change (UPS-RS, DIMSE, rules)
+into outbox rows inside the change's transaction; the dispatchers deliver them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..ups.errors import Outcome, UPSError
+from ..ups.service import Change
+from . import messages, outbox
+from .dimse import DimseDispatcher
+from .filters import FilterQuery
+from .housekeeping import Housekeeper
+from .notify import Notifier
+from .subscriptions import Subscriptions
+from .triggers import change_events, creation_events
+from .websocket import WebSocketDispatcher
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_DELIVERY_SECONDS = 3.0
+
+
+class Events:
+    def __init__(self, server: Server):
+        assert server.ups is not None and server.database.engine is not None
+        self.settings = server.settings
+        self.engine = server.database.engine
+        s = self.settings
+        self.subscriptions = Subscriptions(self.engine, self.dimse_aets)
+        self.websockets = WebSocketDispatcher(self.engine, s.event_replay_seconds, s.event_queue_size)
+        self.dimse = DimseDispatcher(self.engine, s, s.event_replay_seconds)
+        self.notifier = Notifier(self.engine.url, self.wake)
+        self.housekeeper = Housekeeper(self.engine, s.housekeeping_interval, s.purge_completed_after,
+                                       s.purge_canceled_after, s.event_replay_seconds)
+        server.ups.add_listener(self.on_change)
+
+    def dimse_aets(self) -> set[str]:
+        return set(self.settings.ae_table)
+
+    def wake(self) -> None:
+        self.websockets.wake.set()
+        self.dimse.wake.set()
+
+    # ---- lifetime ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.websockets.start()
+        self.dimse.start()
+        self.notifier.start()
+        self.housekeeper.start()
+        await self.status_change("RESTARTED")  # UPS-EVT-04
+
+    async def stop(self) -> None:
+        try:
+            await self.status_change("GOING DOWN")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._last_delivery(), SHUTDOWN_DELIVERY_SECONDS)
+        finally:
+            self.websockets.close_all()
+            await self.housekeeper.stop()
+            await self.notifier.stop()
+            await self.dimse.stop()
+            await self.websockets.stop()
+
+    async def _last_delivery(self) -> None:
+        await self.websockets.dispatch_once()
+        await self.dimse.dispatch_once()
+        while any(not s.queue.empty() for peers in self.websockets.sessions.values() for s in peers):
+            await asyncio.sleep(0.02)
+        await self.websockets.flush_marks()
+        running = [t for t in self.dimse._running.values() if not t.done()]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def status_change(self, status: str) -> int:
+        """SCP Status Change to every AE with a subscription (UPS-EVT-04)."""
+        async with self.engine.begin() as conn:
+            aets = await self.subscriptions.known_aets(conn)
+            return await outbox.write(conn, [messages.scp_status(status)], aets, self.dimse_aets())
+
+    # ---- the UPSService listener (inside the change's transaction) --------------------------
+
+    async def on_change(self, conn: AsyncConnection, change: Change) -> None:
+        if change.kind == "created":
+            aets = await self.subscriptions.auto_subscribe(conn, change)
+            events = creation_events(change) if aets else []
+        else:
+            events = change_events(change)
+            aets = await self.subscriptions.subscribers(conn, change.uid) if events else []
+        if aets and events:
+            await outbox.write(conn, events, aets, self.dimse_aets())
+
+    # ---- the subscription API (N-ACTION 3/4/5, UPS-RS 11.10-11.12) -------------------------
+
+    async def subscribe(self, target_uid: str, aet: str, deletion_lock: bool,
+                        filter_query: FilterQuery | None = None, *, via_http: bool = False) -> Outcome:
+        """Subscribe ``aet`` to a workitem, or globally (1.2.840.10008.5.1.4.34.5 / .5.1 with
+        ``filter_query``). Over DIMSE the Receiving AE needs a channel: an ae_table entry or a
+        WebSocket, else C308 (UPS-SUB-09); over UPS-RS the WebSocket is the channel."""
+        if not via_http and not await self.has_channel(aet):
+            raise UPSError(Outcome.UNKNOWN_RECEIVING_AE,
+                           f"Receiving AE {aet!r} is not in ae_table and has no WebSocket")
+        return await self.subscriptions.subscribe(target_uid, aet, deletion_lock, filter_query, via_http=via_http)
+
+    async def unsubscribe(self, target_uid: str, aet: str) -> bool:
+        """True when something was removed; C307 for an unknown workitem."""
+        return await self.subscriptions.unsubscribe(target_uid, aet)
+
+    async def suspend_global(self, target_uid: str, aet: str) -> bool:
+        """True when a global subscription was suspended; C314 on a workitem UID."""
+        return await self.subscriptions.suspend_global(target_uid, aet)
+
+    async def has_channel(self, aet: str) -> bool:
+        return (aet in self.settings.ae_table or self.websockets.has_session(aet)
+                or await self.subscriptions.has_http_subscription(aet))

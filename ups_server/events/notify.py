@@ -1,0 +1,64 @@
+"""LISTEN for outbox NOTIFYs on a dedicated asyncpg connection and wake the dispatchers of
+this process: a change committed by any process reaches the WebSockets open on every other."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg
+from sqlalchemy.engine import URL
+
+from .outbox import CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+def asyncpg_dsn(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Notifier:
+    def __init__(self, url: URL, wake: Callable[[], None]):
+        self.dsn = asyncpg_dsn(url)
+        self.wake = wake
+        self._task: asyncio.Task | None = None
+        self.listening = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            conn = None
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self.dsn)
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, lambda *_: self.wake())
+                self.listening.set()
+                self.wake()  # catch up on anything committed while not listening
+                while not lost.is_set() and not conn.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 10)
+                    if not lost.is_set():
+                        await conn.execute("SELECT 1")  # notice a dead connection
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event LISTEN connection lost (%s); reconnecting", exc, exc_info=True)
+            finally:
+                self.listening.clear()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+            await asyncio.sleep(1)

@@ -1,0 +1,116 @@
+"""The event outbox: rows written in the transaction of the change, a NOTIFY to wake every
+process's dispatchers when it commits, and the dispatchers' queries."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, literal_column, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db.tables import event_outbox
+from .messages import Event
+
+CHANNEL = "ups_events"
+
+
+async def write(conn: AsyncConnection, events: Iterable[Event], aets: Iterable[str],
+                dimse_aets: Collection[str]) -> int:
+    """One row per (event, AE), in event order, then NOTIFY (delivered at commit)."""
+    aets = sorted(set(aets))
+    rows = [
+        {"workitem_uid": e.workitem_uid, "aet": aet, "event_type": int(e.type), "info": e.info,
+         "dimse_pending": aet in dimse_aets}
+        for e in events for aet in aets
+    ]
+    if not rows:
+        return 0
+    await conn.execute(insert(event_outbox), rows)
+    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    return len(rows)
+
+
+def _seconds(seconds: float):
+    return literal_column("interval '1 second'") * float(seconds)
+
+
+def _window(seconds: float):
+    return func.now() - _seconds(seconds)
+
+
+async def undelivered_ws(conn: AsyncConnection, aets: Collection[str], exclude: Collection[int],
+                         window: int, limit: int = 1000) -> list[dict[str, Any]]:
+    """Rows not yet sent to any WebSocket of their AE, within the replay window, oldest first."""
+    q = (
+        select(event_outbox.c.id, event_outbox.c.aet, event_outbox.c.workitem_uid,
+               event_outbox.c.event_type, event_outbox.c.info)
+        .where(event_outbox.c.ws_delivered_at.is_(None), event_outbox.c.aet.in_(list(aets)),
+               event_outbox.c.created_at > _window(window))
+        .order_by(event_outbox.c.id)
+        .limit(limit)
+    )
+    if exclude:
+        q = q.where(event_outbox.c.id.not_in(list(exclude)))
+    return [dict(r) for r in (await conn.execute(q)).mappings()]
+
+
+async def mark_ws_delivered(conn: AsyncConnection, ids: Collection[int]) -> None:
+    await conn.execute(update(event_outbox).where(event_outbox.c.id.in_(list(ids)),
+                                                  event_outbox.c.ws_delivered_at.is_(None))
+                       .values(ws_delivered_at=func.now()))
+
+
+async def dimse_due_aets(conn: AsyncConnection) -> list[str]:
+    q = (select(event_outbox.c.aet).distinct()
+         .where(event_outbox.c.dimse_pending,
+                (event_outbox.c.dimse_next_at.is_(None)) | (event_outbox.c.dimse_next_at <= func.now())))
+    return list((await conn.execute(q)).scalars())
+
+
+async def lock_dimse_batch(conn: AsyncConnection, aet: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Inside a transaction: take the AE's delivery turn (advisory lock: one process per AE, so
+    events stay in order) and lock its pending rows (FOR UPDATE SKIP LOCKED: exactly one
+    process sends each). Empty when another process has the turn or nothing is due."""
+    got = (await conn.execute(select(func.pg_try_advisory_xact_lock(
+        func.hashtextextended("ups-events-dimse:" + aet, 0))))).scalar()
+    if not got:
+        return []
+    q = (
+        select(event_outbox.c.id, event_outbox.c.aet, event_outbox.c.workitem_uid, event_outbox.c.event_type,
+               event_outbox.c.info, event_outbox.c.dimse_attempts, event_outbox.c.dimse_next_at)
+        .where(event_outbox.c.dimse_pending, event_outbox.c.aet == aet)
+        .order_by(event_outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = [dict(r) for r in (await conn.execute(q)).mappings()]
+    # head of line: wait for the first row's retry time (order per AE)
+    if rows and rows[0]["dimse_next_at"] is not None:
+        due = (await conn.execute(select(rows[0]["dimse_next_at"] <= func.now()))).scalar()
+        if not due:
+            return []
+    return rows
+
+
+async def mark_dimse(conn: AsyncConnection, sent: Collection[int], failed: Collection[int],
+                     retry_after: float, give_up_after: int) -> None:
+    if sent:
+        await conn.execute(update(event_outbox).where(event_outbox.c.id.in_(list(sent)))
+                           .values(dimse_pending=False, dimse_done_at=func.now()))
+    if failed:
+        ids = list(failed)
+        await conn.execute(
+            update(event_outbox).where(event_outbox.c.id.in_(ids))
+            .values(dimse_attempts=event_outbox.c.dimse_attempts + 1,
+                    dimse_next_at=func.now() + _seconds(retry_after)))
+        # beyond the replay window nobody waits for it any more (UPS-EVT-05: no obligation to retry)
+        await conn.execute(update(event_outbox).where(and_(event_outbox.c.id.in_(ids),
+                                                           event_outbox.c.created_at < _window(give_up_after)))
+                           .values(dimse_pending=False))
+
+
+async def prune(conn: AsyncConnection, window: int) -> int:
+    """Drop rows older than the replay window (delivered or not: past it nobody replays them)."""
+    result = await conn.execute(delete(event_outbox).where(event_outbox.c.created_at < _window(window)))
+    return result.rowcount or 0

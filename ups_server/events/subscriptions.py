@@ -1,0 +1,163 @@
+"""The subscription state table of PS3.4 Table CC.2.3-2 (checklist UPS-SUB-01..11).
+
+Per (AE, workitem): Not Subscribed / Subscribed with Lock / Subscribed w/o Lock (a row in
+``subscriptions`` or none). Per AE: No Global / Global with Lock / Global w/o Lock (a row in
+``global_subscriptions``, possibly filtered). Initial State Reports go through the outbox in
+the same transaction as the subscription change.
+
+Global subscriptions cover the SCHEDULED and IN PROGRESS workitems: subscribing an AE (with
+a deletion lock) to every COMPLETED / CANCELED workitem would hold them all forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, literal, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..db.tables import global_subscriptions, subscriptions, workitems
+from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION
+from ..ups.attributes import IN_PROGRESS, SCHEDULED
+from ..ups.errors import Outcome, UPSError
+from ..ups.service import Change
+from . import messages, outbox
+from .filters import FilterQuery, to_stored, where_of
+
+GLOBAL_TARGETS = (GLOBAL_SUBSCRIPTION, FILTERED_GLOBAL_SUBSCRIPTION)
+ACTIVE_STATES = (SCHEDULED, IN_PROGRESS)
+
+
+def is_global(target: str) -> bool:
+    return target in GLOBAL_TARGETS
+
+
+class Subscriptions:
+    """Subscribe / unsubscribe / suspend, and who receives a workitem's events."""
+
+    def __init__(self, engine: AsyncEngine, dimse_aets: Callable[[], Collection[str]]):
+        self.engine = engine
+        self.dimse_aets = dimse_aets
+
+    async def _emit(self, conn: AsyncConnection, events: list[messages.Event], aets: Collection[str]) -> None:
+        await outbox.write(conn, events, aets, self.dimse_aets())
+
+    # ---- N-ACTION 3 / POST .../subscribers/{aet} -------------------------------------------
+
+    async def subscribe(self, target: str, aet: str, deletion_lock: bool,
+                        filter_query: FilterQuery | None = None, *, via_http: bool = False) -> Outcome:
+        if is_global(target):
+            filtered = target == FILTERED_GLOBAL_SUBSCRIPTION
+            stored = to_stored(filter_query) if filtered else None
+            async with self.engine.begin() as conn:
+                await self._subscribe_global(conn, aet, deletion_lock, stored, via_http)
+        else:
+            async with self.engine.begin() as conn:
+                await self._subscribe_one(conn, target, aet, deletion_lock, via_http)
+        return Outcome.SUCCESS
+
+    async def _subscribe_one(self, conn: AsyncConnection, uid: str, aet: str, lock: bool, via_http: bool) -> None:
+        row = (await conn.execute(select(workitems.c.dataset, workitems.c.state)
+                                  .where(workitems.c.uid == uid).with_for_update(key_share=True))).first()
+        if row is None:
+            raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
+        stmt = pg_insert(subscriptions).values(aet=aet, workitem_uid=uid, deletion_lock=lock, via_http=via_http)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["aet", "workitem_uid"],
+            set_={"deletion_lock": lock, "via_http": subscriptions.c.via_http | via_http}))
+        # the initial State Report, even when already subscribed (UPS-SUB-04, UPS-SUB-05)
+        await self._emit(conn, [messages.state_report(uid, row.dataset, row.state)], [aet])
+
+    async def _subscribe_global(self, conn: AsyncConnection, aet: str, lock: bool,
+                                stored: dict[str, Any] | None, via_http: bool) -> None:
+        stmt = pg_insert(global_subscriptions).values(
+            aet=aet, deletion_lock=lock, filtered=stored is not None, filter=stored, via_http=via_http)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["aet"],
+            set_={"deletion_lock": lock, "filtered": stored is not None, "filter": stored,
+                  "via_http": global_subscriptions.c.via_http | via_http}))
+        already = exists().where(and_(subscriptions.c.aet == aet, subscriptions.c.workitem_uid == workitems.c.uid))
+        chosen = (
+            select(literal(aet), workitems.c.uid, literal(lock), literal(via_http))
+            .where(workitems.c.state.in_(ACTIVE_STATES), ~already,
+                   where_of(stored) if stored is not None else true())
+            .order_by(workitems.c.seq)
+        )
+        new = (await conn.execute(
+            pg_insert(subscriptions)
+            .from_select(["aet", "workitem_uid", "deletion_lock", "via_http"], chosen)
+            .on_conflict_do_nothing()
+            .returning(subscriptions.c.workitem_uid))).scalars().all()
+        if lock and new:  # initial events only for global-with-lock (UPS-SUB-04, CC.2.4.3)
+            rows = (await conn.execute(select(workitems.c.uid, workitems.c.dataset, workitems.c.state)
+                                       .where(workitems.c.uid.in_(new)).order_by(workitems.c.seq))).all()
+            await self._emit(conn, [messages.state_report(r.uid, r.dataset, r.state) for r in rows], [aet])
+
+    # ---- N-ACTION 4 / DELETE .../subscribers/{aet} -----------------------------------------
+
+    async def unsubscribe(self, target: str, aet: str) -> bool:
+        """True when a subscription was removed. On a global UID: the global subscription and
+        every workitem subscription of the AE, releasing its locks (UPS-SUB-02, UPS-SUB-10)."""
+        async with self.engine.begin() as conn:
+            if is_global(target):
+                g = await conn.execute(delete(global_subscriptions).where(global_subscriptions.c.aet == aet))
+                s = await conn.execute(delete(subscriptions).where(subscriptions.c.aet == aet))
+                return bool(g.rowcount or s.rowcount)
+            known = (await conn.execute(select(workitems.c.uid).where(workitems.c.uid == target))).first()
+            if known is None:
+                raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {target} does not exist")
+            s = await conn.execute(delete(subscriptions).where(subscriptions.c.aet == aet,
+                                                               subscriptions.c.workitem_uid == target))
+            return bool(s.rowcount)
+
+    # ---- N-ACTION 5 / POST .../subscribers/{aet}/suspend -----------------------------------
+
+    async def suspend_global(self, target: str, aet: str) -> bool:
+        """Global state -> No Global; workitem subscriptions unchanged (UPS-SUB-03)."""
+        if not is_global(target):
+            raise UPSError(Outcome.ACTION_NOT_APPROPRIATE,
+                           "Suspend Global Subscription applies to the global subscription UIDs only")
+        async with self.engine.begin() as conn:
+            g = await conn.execute(delete(global_subscriptions).where(global_subscriptions.c.aet == aet))
+            return bool(g.rowcount)
+
+    # ---- inside the transaction of a change ------------------------------------------------
+
+    async def auto_subscribe(self, conn: AsyncConnection, change: Change) -> list[str]:
+        """UPS created: subscribe every global subscriber whose filter (if any) matches it,
+        with its global deletion lock (UPS-SUB-04). Returns the AEs subscribed."""
+        rows = (await conn.execute(select(global_subscriptions))).mappings().all()
+        chosen: list[dict[str, Any]] = []
+        for g in rows:
+            if g["filtered"]:
+                try:
+                    cond = where_of(g["filter"])
+                except UPSError:
+                    continue
+                hit = (await conn.execute(select(literal(1)).where(workitems.c.uid == change.uid, cond))).first()
+                if hit is None:
+                    continue
+            chosen.append({"aet": g["aet"], "workitem_uid": change.uid, "deletion_lock": g["deletion_lock"],
+                           "via_http": g["via_http"]})
+        if not chosen:
+            return []
+        new = (await conn.execute(pg_insert(subscriptions).values(chosen).on_conflict_do_nothing()
+                                  .returning(subscriptions.c.aet))).scalars().all()
+        return list(new)
+
+    async def subscribers(self, conn: AsyncConnection, uid: str) -> list[str]:
+        return list((await conn.execute(select(subscriptions.c.aet).where(subscriptions.c.workitem_uid == uid)))
+                    .scalars())
+
+    async def known_aets(self, conn: AsyncConnection) -> list[str]:
+        """Every AE with a subscription of any kind (SCP Status Change recipients)."""
+        q = select(subscriptions.c.aet).union(select(global_subscriptions.c.aet))
+        return sorted(set((await conn.execute(q)).scalars()))
+
+    async def has_http_subscription(self, aet: str) -> bool:
+        async with self.engine.connect() as conn:
+            q = select(exists().where(and_(subscriptions.c.aet == aet, subscriptions.c.via_http)) |
+                       exists().where(and_(global_subscriptions.c.aet == aet, global_subscriptions.c.via_http)))
+            return bool((await conn.execute(q)).scalar())

@@ -1,0 +1,192 @@
+"""WebSocket delivery (PS3.18 8.10, UPS-WS-01..06): sessions of this process, and the
+dispatcher that feeds them from the outbox.
+
+Each session has its own bounded send queue and sender task, so a slow or dead client never
+delays another one or the request path; a session whose queue overflows is closed (its
+events stay undelivered in the outbox and are replayed when it reconnects). An outbox row
+is marked delivered once a session of its AE has sent it; rows not yet delivered and younger
+than the replay window are sent to a session when it (re)connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import outbox
+from .messages import websocket_message
+
+log = logging.getLogger(__name__)
+
+OVERFLOW_CLOSE_CODE = 1013  # Try Again Later: the client fell too far behind
+POLL_SECONDS = 5.0  # a safety net; NOTIFY wakes the dispatcher at once
+
+
+class Session:
+    """One open WebSocket of a subscriber AE."""
+
+    def __init__(self, aet: str, queue_size: int):
+        self.aet = aet
+        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(queue_size)
+        self.overflowed = asyncio.Event()
+        self.failed: list[int] = []
+
+    def offer(self, row_id: int, text: str) -> bool:
+        if self.overflowed.is_set():
+            return False
+        try:
+            self.queue.put_nowait((row_id, text))
+            return True
+        except asyncio.QueueFull:
+            self.overflowed.set()
+            return False
+
+    def unsent(self) -> list[int]:
+        ids = list(self.failed)
+        while not self.queue.empty():
+            ids.append(self.queue.get_nowait()[0])
+        return ids
+
+
+class WebSocketDispatcher:
+    def __init__(self, engine: AsyncEngine, replay_seconds: int, queue_size: int):
+        self.engine = engine
+        self.replay_seconds = replay_seconds
+        self.queue_size = queue_size
+        self.sessions: dict[str, set[Session]] = {}
+        self.inflight: set[int] = set()  # queued to a local session, not yet marked delivered
+        self.sent: set[int] = set()  # sent, to be marked delivered
+        self.wake = asyncio.Event()
+        self._marks = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # ---- sessions ---------------------------------------------------------------------------
+
+    def has_session(self, aet: str) -> bool:
+        return bool(self.sessions.get(aet))
+
+    async def serve(self, aet: str, send: Callable[[str], Awaitable[None]],
+                    receive_closed: Callable[[], Awaitable[None]],
+                    close: Callable[[int], Awaitable[None]]) -> None:
+        """Run one accepted WebSocket until the client goes away or falls behind."""
+        session = Session(aet, self.queue_size)
+        self.sessions.setdefault(aet, set()).add(session)
+        self.wake.set()  # replay what this AE missed
+        sender = asyncio.create_task(self._pump(session, send))
+        closed = asyncio.create_task(receive_closed())
+        overflow = asyncio.create_task(session.overflowed.wait())
+        try:
+            await asyncio.wait({sender, closed, overflow}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, closed, overflow):
+                task.cancel()
+            self._drop(session)
+        if session.overflowed.is_set():
+            log.warning("WebSocket of %s closed: more than %d events waiting", aet, self.queue_size)
+            with contextlib.suppress(Exception):
+                await close(OVERFLOW_CLOSE_CODE)
+
+    async def _pump(self, session: Session, send: Callable[[str], Awaitable[None]]) -> None:
+        while True:
+            row_id, text = await session.queue.get()
+            try:
+                await send(text)
+            except Exception:
+                log.debug("WebSocket send to %s failed", session.aet, exc_info=True)
+                session.failed.append(row_id)  # not sent: replayed later
+                return
+            self.sent.add(row_id)
+            self._marks.set()
+
+    def _drop(self, session: Session) -> None:
+        peers = self.sessions.get(session.aet)
+        if peers is not None:
+            peers.discard(session)
+            if not peers:
+                del self.sessions[session.aet]
+        unsent = [i for i in session.unsent() if i not in self.sent]
+        if unsent:
+            self.inflight.difference_update(unsent)
+            self.wake.set()  # another session of the AE may take them
+
+    def close_all(self) -> None:
+        for peers in list(self.sessions.values()):
+            for s in list(peers):
+                s.overflowed.set()
+
+    # ---- dispatching ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._run_marks())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            await self.flush_marks()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+            self.wake.clear()
+            try:
+                await self.dispatch_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("WebSocket event dispatch failed; retrying")
+                await asyncio.sleep(1)
+                self.wake.set()
+
+    async def _run_marks(self) -> None:
+        while True:
+            await self._marks.wait()
+            self._marks.clear()
+            await asyncio.sleep(0.02)  # gather a few
+            try:
+                await self.flush_marks()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("marking WebSocket events delivered failed; retrying")
+                await asyncio.sleep(1)
+                self._marks.set()
+
+    async def flush_marks(self) -> None:
+        if not self.sent:
+            return
+        ids, self.sent = self.sent, set()
+        try:
+            async with self.engine.begin() as conn:
+                await outbox.mark_ws_delivered(conn, ids)
+        except BaseException:
+            self.sent |= ids
+            raise
+        self.inflight.difference_update(ids)
+
+    async def dispatch_once(self, limit: int = 1000) -> int:
+        """Queue the undelivered rows of the AEs connected here, oldest first."""
+        aets = [aet for aet, peers in self.sessions.items() if peers]
+        if not aets:
+            return 0
+        async with self.engine.connect() as conn:
+            rows = await outbox.undelivered_ws(conn, aets, self.inflight, self.replay_seconds, limit)
+        for row in rows:
+            text = json.dumps(websocket_message(row["id"], row["event_type"], row["workitem_uid"], row["info"]),
+                              separators=(",", ":"), ensure_ascii=False)
+            offered = [s.offer(row["id"], text) for s in list(self.sessions.get(row["aet"], ()))]
+            if any(offered):
+                self.inflight.add(row["id"])
+        if len(rows) == limit:
+            self.wake.set()
+        return len(rows)
