@@ -12,7 +12,7 @@ import copy
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, exists, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -67,6 +67,18 @@ class Change:
 Listener = Callable[[AsyncConnection, Change], Awaitable[None]]
 
 
+class ClaimGuard(Protocol):
+    """A check before a claim (SCHEDULED -> IN PROGRESS), e.g. "only the scheduled performer".
+
+    ``check`` raises UPSError(Outcome.NOT_AUTHORIZED, ...) to refuse; ``claimable`` gives the
+    same rule as SQL so that claim-next skips what the requester may not claim (None: no filter).
+    """
+
+    async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None: ...
+
+    def claimable(self, requester: str | None) -> ColumnElement[bool] | None: ...
+
+
 @dataclass
 class Result:
     """A successful operation: the workitem UID, its dataset, and a warning outcome if any."""
@@ -88,6 +100,7 @@ class UPSService:
         self.engine = engine
         self.default_worklist_label = default_worklist_label
         self.listeners: list[Listener] = []
+        self.claim_guards: list[ClaimGuard] = []
 
     def add_listener(self, listener: Listener) -> None:
         self.listeners.append(listener)
@@ -181,6 +194,24 @@ class UPSService:
         )
         return dict((await conn.execute(stmt)).mappings().one())
 
+    async def amend_in(
+        self, conn: AsyncConnection, uid: str, amend: Callable[[JsonDataset], JsonDataset | None],
+        states: tuple[str, ...] = (SCHEDULED,),
+    ) -> Result | None:
+        """An SCP-side change (rules appending input references) inside ``conn``'s transaction:
+        lock the row; if its state is in ``states`` apply ``amend`` to a copy of the dataset and
+        write it, telling listeners ("updated"). None when nothing changed."""
+        row = await self._lock(conn, uid)
+        if row["state"] not in states:
+            return None
+        ds = amend(copy.deepcopy(row["dataset"]))
+        if ds is None:
+            return None
+        ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
+        new_row = await self._write(conn, uid, ds)
+        await self._notify(conn, Change("updated", uid, row["state"], ds, previous=row["dataset"], row=new_row))
+        return Result(uid, ds)
+
     # ---- change state ---------------------------------------------------------------------
 
     async def change_state(
@@ -213,6 +244,8 @@ class UPSService:
         ds = copy.deepcopy(row["dataset"])
         extra: dict[str, Any] = {}
         if decision is Action.CLAIM:
+            for guard in self.claim_guards:
+                await guard.check(conn, row, requester)
             extra = {"transaction_uid": txn, "performer_aet": requester,
                      "reader": requester if row["read_group"] else None}
         elif decision is Action.CANCEL:
@@ -283,6 +316,10 @@ class UPSService:
                     )
                     if requester:
                         query = query.where(~_reader_holds_read(requester))
+                    for guard in self.claim_guards:
+                        allowed = guard.claimable(requester)
+                        if allowed is not None:
+                            query = query.where(allowed)
                     row = (await conn.execute(query)).mappings().first()
                     if row is None:
                         return None

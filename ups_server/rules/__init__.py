@@ -1,0 +1,1 @@
+"""Rules: YAML rule files -> on_store (instance -> workitems) and on_completed (reads -> arbitration)."""

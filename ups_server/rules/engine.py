@@ -1,0 +1,191 @@
+"""The rules at run time: on_store per stored instance, on_completed / on_canceled per state change.
+
+Both run inside the caller's transaction (the store, or the change to COMPLETED / CANCELED).
+Each rule runs under a SAVEPOINT: a rule failing at run time is logged and recorded in
+``rule_failures`` and never takes the stored instance or the state change with it.
+
+Serialisation: stores of one study hold ``pg_advisory_xact_lock(hashtext(study))`` (taken by
+the ingest service); completions of one study hold a second key (``completed:<study>``), so
+that "all reads COMPLETED" is evaluated by one transaction at a time after the previous one
+committed. Two keys, not one: a completion already holds its workitem row lock, and a store
+appending to that workitem takes the row lock after the study lock - one key would deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db.tables import rule_failures, rule_workitems, workitems
+from ..dicom.dataset import JsonDataset, items
+from ..dicom.uids import name_based_uid, new_uid
+from ..ingest.model import StoredInstance
+from ..ups import tags as t
+from ..ups.attributes import CANCELED, COMPLETED, SCHEDULED
+from ..ups.service import Change, UPSService
+from .conditions import all_hold
+from .model import READ_GROUP, RECEIVING_AE, SENDING_AE, SENDING_HOST, OnCompletedRule, OnStoreRule, RuleSet
+from .paths import resolve
+from .templates import add_reference, build_workitem, input_item, outputs_of, render
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Effects:
+    """What rules did (for ``rules apply`` and tests): workitem UIDs created / appended to."""
+
+    created: list[str] = field(default_factory=list)
+    appended: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class RuleEngine:
+    def __init__(self, rules: RuleSet, ups: UPSService, retrieve_ae: str, retrieve_url: str | None):
+        self.rules = rules
+        self.ups = ups
+        self.retrieve_ae = rules.defaults.retrieve_ae or retrieve_ae
+        self.retrieve_url = rules.defaults.retrieve_url or retrieve_url
+
+    # ---- on_store -----------------------------------------------------------------------------
+
+    async def on_store(self, conn: AsyncConnection, inst: StoredInstance, effects: Effects | None = None) -> int:
+        """The ingest hook: every matching on_store rule; returns how many failed."""
+        effects = effects if effects is not None else Effects()
+        special = {SENDING_AE: inst.source_ae, SENDING_HOST: inst.source_host, RECEIVING_AE: inst.receiving_ae}
+        failures = 0
+        for rule in self.rules.on_store:
+            if not all_hold(rule.when, inst.metadata, special):
+                continue
+            try:
+                async with conn.begin_nested():
+                    await self._apply_store_rule(conn, rule, inst, effects)
+            except Exception as exc:
+                failures += 1
+                effects.failed.append(rule.id)
+                log.exception("on_store rule %s (%s) failed for study %s instance %s", rule.id, rule.source,
+                              inst.study_uid, inst.sop_instance_uid)
+                await _record_failure(conn, rule.id, "on_store", inst.study_uid, str(exc) or repr(exc),
+                                      sop=inst.sop_instance_uid)
+        return failures
+
+    async def _apply_store_rule(self, conn: AsyncConnection, rule: OnStoreRule, inst: StoredInstance,
+                                effects: Effects) -> None:
+        tpl = rule.workitem
+        uid = name_based_uid(render(tpl.uid, inst.metadata)) if tpl.uid else new_uid()
+        state = (await conn.execute(select(workitems.c.state).where(workitems.c.uid == uid))).scalar()
+        if state is None:
+            ds = build_workitem(tpl, inst.metadata, inst.study_uid, datetime.now(UTC))
+            if tpl.input_information != "none":
+                ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(inst)]}
+            created = await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group)
+            if created is not None:
+                await conn.execute(pg_insert(rule_workitems).values(
+                    workitem_uid=uid, rule=rule.id, study_uid=inst.study_uid, performer_only=tpl.performer_only,
+                ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
+                effects.created.append(uid)
+                return
+            state = SCHEDULED
+        if tpl.input_information != "append" or state != SCHEDULED:
+            return  # once claimed (or for single/none) the workitem is not changed
+
+        def append(ds: JsonDataset) -> JsonDataset | None:
+            added = add_reference(ds, inst.study_uid, inst.series_uid, inst.sop_class_uid, inst.sop_instance_uid,
+                                  self.retrieve_ae, self.retrieve_url)
+            return ds if added else None
+
+        if await self.ups.amend_in(conn, uid, append) is not None:
+            effects.appended.append(uid)
+
+    def _input(self, inst: StoredInstance) -> JsonDataset:
+        return input_item(inst.study_uid, inst.series_uid, [(inst.sop_class_uid, inst.sop_instance_uid)],
+                          self.retrieve_ae, self.retrieve_url)
+
+    # ---- on_completed / on_canceled -------------------------------------------------------------
+
+    async def on_change(self, conn: AsyncConnection, change: Change) -> None:
+        """UPSService listener: a workitem became COMPLETED (or CANCELED, for ``canceled: proceed``)."""
+        if change.kind != "state" or change.state not in (COMPLETED, CANCELED) or not self.rules.on_completed:
+            return
+        row = change.row
+        group, study = row.get("read_group"), row.get("study_uid")
+        if not group or not study:
+            return
+        special = {READ_GROUP: group}
+        rules = [r for r in self.rules.on_completed
+                 if r.group == group and (change.state == COMPLETED or r.canceled == "proceed")
+                 and all_hold(r.when, change.dataset, special)]
+        if not rules:
+            return
+        await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("completed:" + study))))
+        for rule in rules:
+            try:
+                async with conn.begin_nested():
+                    await self._apply_completed_rule(conn, rule, study, change)
+            except Exception as exc:
+                log.exception("on_completed rule %s (%s) failed for study %s (workitem %s)", rule.id,
+                              rule.source, study, change.uid)
+                await _record_failure(conn, rule.id, "on_completed", study, str(exc) or repr(exc), workitem=change.uid)
+
+    async def _apply_completed_rule(self, conn: AsyncConnection, rule: OnCompletedRule, study: str,
+                                    change: Change) -> str | None:
+        members = (await conn.execute(
+            select(workitems.c.uid, workitems.c.state, workitems.c.dataset)
+            .where(workitems.c.study_uid == study, workitems.c.read_group == rule.group)
+            .order_by(workitems.c.seq)
+        )).mappings().all()
+        completed = [m for m in members if m["state"] == COMPLETED]
+        canceled = [m for m in members if m["state"] == CANCELED]
+        if len(completed) + len(canceled) < len(members):
+            return None  # a read is still SCHEDULED or IN PROGRESS
+        if canceled and rule.canceled in ("wait", "never"):
+            log.info("rule %s: study %s has a CANCELED %s workitem; policy %s: nothing created",
+                     rule.id, study, rule.group, rule.canceled)
+            return None
+        if not completed or (rule.count is not None and len(members) != rule.count):
+            return None
+        if rule.disagreement is not None:
+            results = {tuple(str(v) for v in resolve(m["dataset"], rule.disagreement.path)) for m in completed}
+            if len(results) < 2:
+                log.info("rule %s: the %d reads of study %s agree on %s; no %s workitem", rule.id, len(completed),
+                         study, rule.disagreement.text, rule.workitem.group or "new")
+                return None
+        tpl = rule.workitem
+        extra = {"StudyInstanceUID": study}
+        source = change.dataset if change.state == COMPLETED else completed[-1]["dataset"]
+        uid = name_based_uid(render(tpl.uid, source, extra)) if tpl.uid else new_uid()
+        request = items(source, t.REFERENCED_REQUEST_SEQUENCE) or None
+        ds = build_workitem(tpl, source, study, datetime.now(UTC), extra, request)
+        inputs = self._completed_inputs(tpl.input_information, source, completed)
+        if inputs:
+            ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": inputs}
+        created = await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group)
+        if created is None:
+            return None
+        await conn.execute(pg_insert(rule_workitems).values(
+            workitem_uid=uid, rule=rule.id, study_uid=study, performer_only=tpl.performer_only,
+        ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
+        log.info("rule %s: created %s for study %s", rule.id, uid, study)
+        return uid
+
+    @staticmethod
+    def _completed_inputs(mode: str, source: JsonDataset, completed: list[Any]) -> list[JsonDataset]:
+        if mode == "copy_input":
+            return items(source, t.INPUT_INFORMATION_SEQUENCE)
+        if mode == "copy_output":
+            return outputs_of(source)
+        if mode == "merge_outputs":
+            return [item for m in completed for item in outputs_of(m["dataset"])]
+        return []
+
+
+async def _record_failure(conn: AsyncConnection, rule: str, trigger: str, study: str | None, error: str, *,
+                          sop: str | None = None, workitem: str | None = None) -> None:
+    await conn.execute(insert(rule_failures).values(rule=rule, trigger=trigger, study_uid=study,
+                                                    sop_instance_uid=sop, workitem_uid=workitem, error=error[:4000]))

@@ -1,0 +1,146 @@
+"""Build workitem datasets from a rule's template: name templates, codes, performers, inputs."""
+
+from __future__ import annotations
+
+import string
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..dicom.dataset import JsonDataset, element, first, items
+from ..dicom.datetime import format_dt
+from ..ups import tags as t
+from .model import Code, WorkitemTemplate
+from .paths import first_value, parse_path
+
+SERIES_INSTANCE_UID = "0020000E"
+REFERENCED_SOP_SEQUENCE = "00081199"
+REFERENCED_SOP_CLASS_UID = "00081150"
+REFERENCED_SOP_INSTANCE_UID = "00081155"
+TYPE_OF_INSTANCES = "0040E020"
+DICOM_RETRIEVAL_SEQUENCE = "0040E021"
+WADO_RS_RETRIEVAL_SEQUENCE = "0040E025"
+RETRIEVE_AE_TITLE = "00080054"
+RETRIEVE_URL = "00081190"
+PATIENT_TAGS = ("00100010", "00100020", "00100021", "00100024", "00100030", "00100040", "00101002")
+REQUEST_TAGS = ("00080050", "00080051", "00401001", "00321060", "00321064", "00321032", "00321033")
+
+
+def render(template: str, ds: JsonDataset, extra: dict[str, str] | None = None) -> str:
+    """``'1-{StudyInstanceUID}'`` -> ``'1-1.2.3'``; an absent attribute renders empty."""
+    out = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        out.append(literal)
+        if name is not None:
+            value = (extra or {}).get(name)
+            if value is None:
+                value = first_value(ds, parse_path(name))
+            out.append("" if value is None else str(value))
+    return "".join(out)
+
+
+def code_item(code: Code) -> JsonDataset:
+    item = {"00080100": element("SH", code.value), "00080102": element("SH", code.scheme)}
+    item["00080104"] = element("LO", code.meaning or code.value)
+    return item
+
+
+def _seq(*item_list: JsonDataset) -> dict[str, Any]:
+    return {"vr": "SQ", "Value": list(item_list)} if item_list else {"vr": "SQ"}
+
+
+def _dt(now: datetime, delay: timedelta | None) -> str:
+    return format_dt(now + (delay or timedelta()))
+
+
+def build_workitem(tpl: WorkitemTemplate, source: JsonDataset, study_uid: str, now: datetime,
+                   extra: dict[str, str] | None = None, request: list[JsonDataset] | None = None) -> JsonDataset:
+    """The N-CREATE dataset of a rule workitem; ``source`` is what templates read (the stored
+    instance, or the completed workitem); ``request`` overrides the Referenced Request items."""
+    ds: JsonDataset = {
+        t.PROCEDURE_STEP_STATE: element("CS", "SCHEDULED"),
+        t.SCHEDULED_PROCEDURE_STEP_PRIORITY: element("CS", tpl.priority),
+        t.PROCEDURE_STEP_LABEL: element("LO", render(tpl.label, source, extra)),
+        t.INPUT_READINESS_STATE: element("CS", tpl.input_readiness),
+        t.SCHEDULED_PROCEDURE_STEP_START_DATETIME: element("DT", _dt(now, tpl.start_delay)),
+    }
+    if tpl.worklist_label:
+        ds[t.WORKLIST_LABEL] = element("LO", render(tpl.worklist_label, source, extra))
+    if tpl.completion_delay is not None:
+        ds[t.EXPECTED_COMPLETION_DATETIME] = element("DT", _dt(now, tpl.completion_delay))
+    if tpl.comments:
+        ds[t.COMMENTS_ON_SCHEDULED_PROCEDURE_STEP] = element("LT", render(tpl.comments, source, extra))
+    if tpl.performers:
+        performers = []
+        for p in tpl.performers:
+            item: JsonDataset = {t.HUMAN_PERFORMER_CODE_SEQUENCE: _seq(code_item(p.code))}
+            if p.name:
+                item[t.HUMAN_PERFORMER_NAME] = element("PN", render(p.name, source, extra))
+            if p.organisation:
+                item[t.HUMAN_PERFORMER_ORGANIZATION] = element("LO", render(p.organisation, source, extra))
+            performers.append(item)
+        ds[t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE] = _seq(*performers)
+    if tpl.workitem_code:
+        ds[t.SCHEDULED_WORKITEM_CODE_SEQUENCE] = _seq(code_item(tpl.workitem_code))
+    for tag, codes in ((t.SCHEDULED_STATION_NAME_CODE_SEQUENCE, tpl.station_names),
+                       (t.SCHEDULED_STATION_CLASS_CODE_SEQUENCE, tpl.station_classes),
+                       (t.SCHEDULED_STATION_GEOGRAPHIC_LOCATION_CODE_SEQUENCE, tpl.station_locations)):
+        if codes:
+            ds[tag] = _seq(*(code_item(c) for c in codes))
+    if tpl.include_patient:
+        ds.update({tag: source[tag] for tag in PATIENT_TAGS if tag in source})
+    if tpl.include_study_uid:
+        ds[t.STUDY_INSTANCE_UID] = element("UI", study_uid)
+    if tpl.include_referenced_request:
+        if request is None:
+            item = {tag: source[tag] for tag in REQUEST_TAGS if tag in source}
+            item[t.STUDY_INSTANCE_UID] = element("UI", study_uid)
+            request = [item]
+        ds[t.REFERENCED_REQUEST_SEQUENCE] = _seq(*request)
+    else:
+        ds[t.REFERENCED_REQUEST_SEQUENCE] = _seq()
+    return ds
+
+
+def input_item(study_uid: str, series_uid: str, refs: list[tuple[str, str]], retrieve_ae: str,
+               retrieve_url: str | None) -> JsonDataset:
+    """One Input Information Sequence item: a series of a study, its SOP references, and where
+    to retrieve them (DICOM AE and WADO-RS URL)."""
+    item: JsonDataset = {
+        t.STUDY_INSTANCE_UID: element("UI", study_uid),
+        SERIES_INSTANCE_UID: element("UI", series_uid),
+        TYPE_OF_INSTANCES: element("CS", "DICOM"),
+        DICOM_RETRIEVAL_SEQUENCE: _seq({RETRIEVE_AE_TITLE: element("AE", retrieve_ae)}),
+        REFERENCED_SOP_SEQUENCE: _seq(*({REFERENCED_SOP_CLASS_UID: element("UI", cls),
+                                         REFERENCED_SOP_INSTANCE_UID: element("UI", sop)} for cls, sop in refs)),
+    }
+    if retrieve_url:
+        url = f"{retrieve_url.rstrip('/')}/studies/{study_uid}/series/{series_uid}"
+        item[WADO_RS_RETRIEVAL_SEQUENCE] = _seq({RETRIEVE_URL: element("UR", url)})
+    return item
+
+
+def add_reference(ds: JsonDataset, study_uid: str, series_uid: str, sop_class: str, sop_uid: str,
+                  retrieve_ae: str, retrieve_url: str | None) -> bool:
+    """Append one SOP reference to the Input Information Sequence; False if already there."""
+    inputs = items(ds, t.INPUT_INFORMATION_SEQUENCE)
+    for item in inputs:
+        if first(item, SERIES_INSTANCE_UID) == series_uid and first(item, t.STUDY_INSTANCE_UID) == study_uid:
+            refs = items(item, REFERENCED_SOP_SEQUENCE)
+            if any(first(r, REFERENCED_SOP_INSTANCE_UID) == sop_uid for r in refs):
+                return False
+            refs.append({REFERENCED_SOP_CLASS_UID: element("UI", sop_class),
+                         REFERENCED_SOP_INSTANCE_UID: element("UI", sop_uid)})
+            item[REFERENCED_SOP_SEQUENCE] = _seq(*refs)
+            ds[t.INPUT_INFORMATION_SEQUENCE] = _seq(*inputs)
+            return True
+    inputs.append(input_item(study_uid, series_uid, [(sop_class, sop_uid)], retrieve_ae, retrieve_url))
+    ds[t.INPUT_INFORMATION_SEQUENCE] = _seq(*inputs)
+    return True
+
+
+def outputs_of(ds: JsonDataset) -> list[JsonDataset]:
+    """Output Information items of a completed workitem (in its performed procedure item)."""
+    out: list[JsonDataset] = []
+    for performed in items(ds, t.UPS_PERFORMED_PROCEDURE_SEQUENCE):
+        out += items(performed, t.OUTPUT_INFORMATION_SEQUENCE)
+    return out
