@@ -24,6 +24,7 @@ from .messages import websocket_message
 log = logging.getLogger(__name__)
 
 OVERFLOW_CLOSE_CODE = 1013  # Try Again Later: the client fell too far behind
+GOING_AWAY_CLOSE_CODE = 1001  # the server shuts down
 POLL_SECONDS = 5.0  # a safety net; NOTIFY wakes the dispatcher at once
 
 
@@ -33,7 +34,8 @@ class Session:
     def __init__(self, aet: str, queue_size: int):
         self.aet = aet
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(queue_size)
-        self.overflowed = asyncio.Event()
+        self.overflowed = asyncio.Event()  # set to end the session (queue overflow, shutdown)
+        self.close_code = OVERFLOW_CLOSE_CODE
         self.failed: list[int] = []
 
     def offer(self, row_id: int, text: str) -> bool:
@@ -87,9 +89,10 @@ class WebSocketDispatcher:
                 task.cancel()
             self._drop(session)
         if session.overflowed.is_set():
-            log.warning("WebSocket of %s closed: more than %d events waiting", aet, self.queue_size)
+            if session.close_code == OVERFLOW_CLOSE_CODE:
+                log.warning("WebSocket of %s closed: more than %d events waiting", aet, self.queue_size)
             with contextlib.suppress(Exception):
-                await close(OVERFLOW_CLOSE_CODE)
+                await close(session.close_code)
 
     async def _pump(self, session: Session, send: Callable[[str], Awaitable[None]]) -> None:
         while True:
@@ -117,6 +120,7 @@ class WebSocketDispatcher:
     def close_all(self) -> None:
         for peers in list(self.sessions.values()):
             for s in list(peers):
+                s.close_code = GOING_AWAY_CLOSE_CODE
                 s.overflowed.set()
 
     # ---- dispatching ------------------------------------------------------------------------

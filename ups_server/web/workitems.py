@@ -91,7 +91,10 @@ async def retrieve(request: Request) -> Response:
 @ups_transaction(Transaction.UPDATE)
 async def update(request: Request) -> Response:
     dataset = await read_dataset(request)
-    txn = _param(request, _TXN_PARAMS) or first(dataset, t.TRANSACTION_UID)
+    param, body = _param(request, _TXN_PARAMS), first(dataset, t.TRANSACTION_UID)
+    if param and body and param != body:  # UPS-TXN-10: two different Transaction UIDs
+        raise HTTPProblem(400, f"the Transaction UID of the query ({param}) differs from (0008,1195) ({body})")
+    txn = param or body
     result = await _service(request).update(request.path_params["uid"], dataset, txn)
     return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.UPDATE)
 
@@ -134,6 +137,7 @@ async def claim_next(request: Request) -> Response:
 
 def routes() -> list[Route]:
     from .search import search
+    from .subscriptions import routes as subscription_routes
 
     return [
         Route("/workitems", create, methods=["POST"]),
@@ -145,4 +149,5 @@ def routes() -> list[Route]:
         Route("/workitems/{uid}/state/{requester}", change_state, methods=["PUT"]),
         Route("/workitems/{uid}/cancelrequest", request_cancel, methods=["POST"]),
         Route("/workitems/{uid}/cancelrequest/{requester}", request_cancel, methods=["POST"]),
+        *subscription_routes(),  # subscribe / unsubscribe / suspend, notification WebSocket
     ]

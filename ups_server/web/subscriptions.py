@@ -1,0 +1,137 @@
+"""UPS-RS subscriptions (PS3.18 11.10-11.12) and the notification WebSocket (8.10, 11.13).
+
+Thin: parse the request, call ``server.events`` (events.component.Events), map the outcome.
+Subscribe answers 201 with Content-Location = the ws:// (wss:// behind a TLS proxy) URL of
+the WebSocket, carrying the host and port the client used (UPS-SUB-12).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION
+from ..events.filters import parse_filter_param
+from ..ups.errors import Outcome, Transaction, UPSError
+from .media import HTTPProblem, outcome_response, service_url
+from .workitems import ups_transaction
+
+_AE_TITLE = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
+_GLOBAL = (GLOBAL_SUBSCRIPTION, FILTERED_GLOBAL_SUBSCRIPTION)
+_SUBSCRIBE_PARAMS = ("deletionlock", "filter", "accept", "charset")
+
+
+def _events(request: Request | WebSocket):
+    events = getattr(request.app.state.server, "events", None)
+    if events is None:
+        raise UPSError(Outcome.EVENTS_NOT_SUPPORTED)
+    return events
+
+
+def _aet(request: Request) -> str:
+    aet = request.path_params["aetitle"]
+    if not _AE_TITLE.match(aet) or not aet.strip():
+        raise HTTPProblem(400, f"{aet!r} is not a valid AE title (1 to 16 characters, no backslash)")
+    return aet.strip()
+
+
+def websocket_url(request: Request, aet: str) -> str:
+    """ws(s)://<host[:port] the client used>/<base>/subscribers/<aet>."""
+    base = service_url(request)
+    forwarded_port = request.headers.get("x-forwarded-port")
+    scheme, _, rest = base.partition("://")
+    host, _, path = rest.partition("/")
+    default_port = (scheme, forwarded_port) in (("http", "80"), ("https", "443"))
+    if (forwarded_port and request.headers.get("x-forwarded-host") and ":" not in host.rsplit("]", 1)[-1]
+            and not default_port):
+        host = f"{host}:{forwarded_port}"
+    ws_scheme = "wss" if scheme.lower() == "https" else "ws"
+    return f"{ws_scheme}://{host}/{path}{'/' if path else ''}subscribers/{quote(aet, safe='')}"
+
+
+def _deletion_lock(request: Request) -> bool:
+    value = request.query_params.get("deletionlock")
+    if value is None or value == "":
+        return False
+    if value.lower() not in ("true", "false"):
+        raise HTTPProblem(400, f"deletionlock={value!r}: expected true or false")
+    return value.lower() == "true"
+
+
+def _filter(request: Request, uid: str) -> list[tuple[str, str]] | None:
+    """``filter=attr=value[,attr=value]`` (2024e) or, as in PS3.18 2017, bare ``attr=value``
+    parameters; only on the global subscription resources."""
+    pairs = parse_filter_param(request.query_params.getlist("filter"))
+    pairs += [(k, v) for k, v in request.query_params.multi_items() if k.lower() not in _SUBSCRIBE_PARAMS]
+    if uid not in _GLOBAL:
+        if pairs:
+            raise HTTPProblem(400, "filter is only allowed on the global subscription resources "
+                                   f"{GLOBAL_SUBSCRIPTION} and {FILTERED_GLOBAL_SUBSCRIPTION}")
+        return None
+    if uid == FILTERED_GLOBAL_SUBSCRIPTION and not pairs:
+        raise HTTPProblem(400, "a filtered global subscription needs filter=attribute=value[,...]")
+    return pairs or None
+
+
+@ups_transaction(Transaction.SUBSCRIBE)
+async def subscribe(request: Request) -> Response:
+    uid, aet = request.path_params["uid"], _aet(request)
+    lock = _deletion_lock(request)
+    pairs = _filter(request, uid)
+    target = FILTERED_GLOBAL_SUBSCRIPTION if pairs else uid
+    outcome = await _events(request).subscribe(target, aet, lock, pairs, via_http=True)
+    headers = {"Content-Location": websocket_url(request, aet)}
+    return outcome_response(request, outcome or Outcome.SUCCESS, Transaction.SUBSCRIBE, headers=headers)
+
+
+@ups_transaction(Transaction.SUBSCRIBE)
+async def unsubscribe(request: Request) -> Response:
+    uid, aet = request.path_params["uid"], _aet(request)
+    if not await _events(request).unsubscribe(uid, aet):
+        raise HTTPProblem(404, f"{aet} has no subscription to {uid}", warning="Subscription not found.")
+    return Response(status_code=200)
+
+
+@ups_transaction(Transaction.SUBSCRIBE)
+async def suspend(request: Request) -> Response:
+    uid, aet = request.path_params["uid"], _aet(request)
+    if uid not in _GLOBAL:
+        raise HTTPProblem(400, f"suspend applies to {GLOBAL_SUBSCRIPTION} or {FILTERED_GLOBAL_SUBSCRIPTION} only")
+    if not await _events(request).suspend_global(uid, aet):
+        raise HTTPProblem(404, f"{aet} has no global subscription", warning="Subscription not found.")
+    return Response(status_code=200)
+
+
+async def notifications(websocket: WebSocket) -> None:
+    """Open Notification Connection (UPS-WS-01): one DICOM JSON event per text frame."""
+    aet = websocket.path_params["aetitle"]
+    server = websocket.app.state.server
+    events = getattr(server, "events", None)
+    if events is None or not _AE_TITLE.match(aet):
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+
+    async def until_closed() -> None:
+        try:
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    await events.websockets.serve(aet.strip(), websocket.send_text, until_closed, lambda code: websocket.close(code))
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/workitems/{uid}/subscribers/{aetitle}", subscribe, methods=["POST"]),
+        Route("/workitems/{uid}/subscribers/{aetitle}", unsubscribe, methods=["DELETE"]),
+        Route("/workitems/{uid}/subscribers/{aetitle}/suspend", suspend, methods=["POST"]),
+        WebSocketRoute("/subscribers/{aetitle}", notifications),
+        WebSocketRoute("/ws/subscribers/{aetitle}", notifications),
+    ]
