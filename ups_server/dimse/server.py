@@ -62,6 +62,7 @@ class DimseServer:
         return self._listener.server_address[:2]
 
     def handlers(self) -> list[tuple[Any, Any]]:
+        from .find import make_find_handler
         from .ups import make_ups_handlers
 
         return [
@@ -69,13 +70,14 @@ class DimseServer:
             (evt.EVT_REQUESTED, self._check_caller),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, make_store_handler(self)),
+            (evt.EVT_C_FIND, make_find_handler(self)),
             *make_ups_handlers(self),
         ]
 
     def _check_caller(self, event: Event) -> None:
         """Log why an unknown calling AE is about to be rejected (pynetdicom rejects it:
         result 1 permanent, source 1 service user, reason 3 calling AE title not recognised)."""
-        calling = event.assoc.requestor.ae_title
+        calling = event.assoc.requestor.primitive.calling_ae_title.strip()
         if self.allowed_aes and calling not in self.allowed_aes:
             log.warning("association from %s at %s rejected: calling AE title %r is not in allowed_aes",
                         calling, event.assoc.requestor.address, calling)

@@ -1,0 +1,67 @@
+"""C-FIND on UPS Pull, Watch and Query: the one matcher (``server.ups.search``), one Pending
+response per match holding only the requested keys; C-CANCEL honoured between responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pydicom import Dataset
+from pynetdicom.events import Event
+
+from ..dicom.dataset import from_pydicom, to_pydicom
+from . import status
+
+if TYPE_CHECKING:
+    from .server import DimseServer
+
+log = logging.getLogger(__name__)
+
+PAGE = 500  # matches fetched per database round trip
+
+FindReply = tuple[int | Dataset, Dataset | None]
+
+
+def _failure(code: int, comment: str) -> Dataset:
+    rsp = Dataset()
+    rsp.Status = code
+    rsp.ErrorComment = comment[:64]
+    return rsp
+
+
+def make_find_handler(dimse: DimseServer):
+    def handle_find(event: Event) -> Iterator[FindReply]:
+        from ..dicom.query import QueryError, query_from_identifier
+
+        try:
+            query = query_from_identifier(from_pydicom(event.identifier))
+        except (QueryError, ValueError, TypeError) as exc:
+            log.info("C-FIND from %s refused: %s", event.assoc.requestor.ae_title, exc)
+            yield _failure(status.FIND_IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
+            return
+        offset = 0
+        while True:
+            if event.is_cancelled:
+                yield status.FIND_CANCELED, None
+                return
+            try:
+                page, remaining = _search(dimse, query, offset)
+            except Exception as exc:
+                log.error("C-FIND failed", exc_info=exc)
+                yield _failure(status.FIND_UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}"), None
+                return
+            for match in page:
+                if event.is_cancelled:
+                    yield status.FIND_CANCELED, None
+                    return
+                yield status.FIND_PENDING, to_pydicom(match)
+            offset += len(page)
+            if not remaining or not page:
+                return
+
+    return handle_find
+
+
+def _search(dimse: DimseServer, query: Any, offset: int) -> tuple[list[dict], int]:
+    return dimse.bridge.call(dimse.server.ups.search(query, offset=offset, limit=PAGE, for_dimse=True))
