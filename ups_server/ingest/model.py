@@ -16,10 +16,13 @@ class IngestError(ValueError):
     failure status to answer with (0xA900 data set does not match SOP class, 0xC000 cannot
     understand)."""
 
-    def __init__(self, reason: str, status: int = CANNOT_UNDERSTAND):
+    def __init__(self, reason: str, status: int = CANNOT_UNDERSTAND, *, sop_class_uid: str | None = None,
+                 sop_instance_uid: str | None = None):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.sop_class_uid = sop_class_uid  # when known (the instance could be parsed)
+        self.sop_instance_uid = sop_instance_uid
 
 
 @dataclass

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import index
 from .blobs import BlobStore
-from .model import IngestError, StoredInstance, StoreResult
+from .model import DATASET_DOES_NOT_MATCH_SOP_CLASS, IngestError, StoredInstance, StoreResult
 from .parse import ParsedInstance, metadata_json, parse_bytes, parse_dataset, parse_file
 
 __all__ = ["IngestError", "IngestService", "StoreResult", "StoredInstance"]
@@ -36,11 +36,18 @@ class IngestService:
         self.on_store: list[StoreHook] = []
 
     async def store(self, data: bytes | Dataset | Path, *, source_ae: str | None = None,
-                    source_host: str | None = None, receiving_ae: str | None = None) -> StoreResult:
+                    source_host: str | None = None, receiving_ae: str | None = None,
+                    expected_study: str | None = None) -> StoreResult:
         """Store one instance. ``data``: a Part 10 file (bytes, or a path to a spooled file that
         is moved into the store), or a pydicom Dataset with ``file_meta`` (DIMSE C-STORE).
+        ``expected_study``: refuse an instance of another study (STOW-RS to /studies/{study}).
         Raises IngestError for input that is not a storable DICOM instance."""
         parsed, metadata = await asyncio.to_thread(_parse, data)
+        if expected_study and parsed.study_uid != expected_study:
+            _discard(parsed)
+            raise IngestError(f"StudyInstanceUID {parsed.study_uid} is not the study {expected_study} of the "
+                              "request", DATASET_DOES_NOT_MATCH_SOP_CLASS, sop_class_uid=parsed.sop_class_uid,
+                              sop_instance_uid=parsed.sop_instance_uid)
         result = StoreResult(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid, parsed.sop_class_uid,
                              parsed.transfer_syntax, stored=False)
         async with self.engine.connect() as conn:

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from ..server import Server
-from . import workitems
+from . import studies, workitems
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
                 await server.close()
 
     base = server.settings.base_path.rstrip("/")
-    dicomweb = workitems.routes()
+    dicomweb = workitems.routes() + studies.routes()  # UPS-RS; STOW/QIDO/WADO-RS
     app = Starlette(
         routes=[Route("/health", health), *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,

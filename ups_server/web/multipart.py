@@ -1,0 +1,100 @@
+"""Streamed multipart/related parsing: each part is spooled to a file as it arrives, so a
+request of any size never sits in memory (only one read chunk plus a delimiter's tail)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+
+class MultipartError(ValueError):
+    """The body is not a well-formed multipart message."""
+
+
+@dataclass
+class Part:
+    headers: dict[str, str]
+    path: Path
+    complete: bool  # False: the body ended before this part's closing delimiter
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def content_type_params(value: str) -> tuple[str, dict[str, str]]:
+    """``'multipart/related; type="application/dicom"; boundary=x'`` -> (type, params)."""
+    parts = value.split(";")
+    params: dict[str, str] = {}
+    for p in parts[1:]:
+        if "=" in p:
+            k, v = p.split("=", 1)
+            params[k.strip().lower()] = v.strip().strip('"')
+    return parts[0].strip().lower(), params
+
+
+async def parts(stream: AsyncIterator[bytes], boundary: str,
+                spool: Callable[[], IO[bytes]]) -> AsyncIterator[Part]:
+    """Yield each part once its body is spooled; the caller owns (and removes) ``part.path``."""
+    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    buf = bytearray(b"\r\n")  # the first delimiter has no CRLF before it
+    chunks = stream.__aiter__()
+    eof = False
+
+    async def more() -> bool:
+        nonlocal eof
+        if eof:
+            return False
+        try:
+            buf.extend(await chunks.__anext__())
+        except StopAsyncIteration:
+            eof = True
+            return False
+        return True
+
+    # preamble: up to the first delimiter
+    while (i := buf.find(delimiter)) < 0:
+        del buf[:max(0, len(buf) - len(delimiter))]
+        if not await more():
+            raise MultipartError(f"no part delimiter --{boundary} in the body")
+    del buf[:i + len(delimiter)]
+    while True:
+        while len(buf) < 2 and await more():
+            pass
+        if buf[:2] == b"--":
+            return  # close delimiter
+        while (h := buf.find(b"\r\n\r\n")) < 0:
+            if len(buf) > 65536 or not await more():
+                raise MultipartError("a part's headers do not end (no empty line)")
+        headers: dict[str, str] = {}
+        for line in bytes(buf[:h]).decode("latin-1").split("\r\n"):
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        del buf[:h + 4]
+        f = spool()
+        path = Path(f.name)
+        complete = False
+        try:
+            while True:
+                i = buf.find(delimiter)
+                if i >= 0:
+                    f.write(buf[:i])
+                    del buf[:i + len(delimiter)]
+                    complete = True
+                    break
+                keep = len(delimiter) - 1
+                if len(buf) > keep:
+                    f.write(buf[:len(buf) - keep])
+                    del buf[:len(buf) - keep]
+                if not await more():
+                    f.write(buf)
+                    buf.clear()
+                    break
+        finally:
+            f.close()
+        yield Part(headers, path, complete)
+        if not complete:
+            return

@@ -1,0 +1,202 @@
+"""STOW-RS, QIDO-RS and WADO-RS (PS3.18 10.4-10.6) over the ingest service: thin routes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..dicom.dataset import JsonDataset, element
+from ..ingest import catalog
+from ..ingest.model import CANNOT_UNDERSTAND, PROCESSING_FAILURE, IngestError, StoreResult
+from ..ingest.service import IngestService
+from .media import dicom_json, service_url
+from .multipart import MultipartError, content_type_params, parts
+
+log = logging.getLogger(__name__)
+
+DICOM = "application/dicom"
+_CHUNK = 1 << 16
+
+
+def _ingest(request: Request) -> IngestService:
+    return request.app.state.server.ingest
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"status": status, "message": message}, status_code=status)
+
+
+# ---- STOW-RS ----------------------------------------------------------------------------------
+
+
+async def stow(request: Request) -> Response:
+    ctype, params = content_type_params(request.headers.get("content-type", ""))
+    part_type = params.get("type", DICOM).lower()
+    if ctype != "multipart/related" or part_type != DICOM:
+        return _problem(415, f"unsupported Content-Type {request.headers.get('content-type')!r}; send "
+                             'multipart/related; type="application/dicom"')
+    boundary = params.get("boundary")
+    if not boundary:
+        return _problem(400, "the multipart/related Content-Type has no boundary")
+    ingest = _ingest(request)
+    study = request.path_params.get("study")
+    host = request.client.host if request.client else None
+    stored: list[StoreResult] = []
+    failed: list[tuple[str | None, str | None, int, str]] = []
+    try:
+        async for part in parts(request.stream(), boundary, ingest.blobs.spool):
+            try:
+                if part.content_type not in (DICOM, ""):
+                    raise IngestError(f"part of type {part.content_type!r}; only {DICOM} is stored")
+                if not part.complete:
+                    raise IngestError("the body ended inside this part (no closing delimiter)")
+                stored.append(await ingest.store(part.path, source_host=host, expected_study=study))
+            except IngestError as exc:
+                failed.append((exc.sop_class_uid, exc.sop_instance_uid, exc.status, exc.reason))
+            except Exception:  # a database or disk failure: this part fails, the others go on
+                log.exception("STOW-RS: storing a part failed")
+                failed.append((None, None, PROCESSING_FAILURE, "processing failure"))
+            finally:
+                part.path.unlink(missing_ok=True)
+    except MultipartError as exc:
+        if not stored and not failed:
+            return _problem(400, f"the body is not a multipart/related message: {exc}")
+        failed.append((None, None, CANNOT_UNDERSTAND, str(exc)))
+    if not stored and not failed:
+        return _problem(400, "the request has no parts")
+    if not stored and all(f[2] == CANNOT_UNDERSTAND for f in failed):
+        status = 400
+    else:
+        status = 200 if not failed else (202 if stored else 409)
+    return dicom_json(_stow_response(service_url(request), stored, failed), status)
+
+
+def _stow_response(base: str, stored: list[StoreResult], failed: list[tuple[str | None, str | None, int, str]]
+                   ) -> JsonDataset:
+    ds: JsonDataset = {}
+    studies = {r.study_uid for r in stored}
+    if len(studies) == 1:
+        ds["00081190"] = element("UR", f"{base}/studies/{next(iter(studies))}")
+    if failed:
+        ds["00081198"] = {"vr": "SQ", "Value": [
+            {"00081150": element("UI", *([cls] if cls else [])), "00081155": element("UI", *([sop] if sop else [])),
+             "00081197": element("US", status)} for cls, sop, status, _ in failed]}
+    if stored:
+        ds["00081199"] = {"vr": "SQ", "Value": [
+            {"00081150": element("UI", r.sop_class_uid), "00081155": element("UI", r.sop_instance_uid),
+             "00081190": element("UR", base + r.retrieve_path)} for r in stored]}
+    return ds
+
+
+# ---- QIDO-RS ----------------------------------------------------------------------------------
+
+
+def _paging(request: Request) -> tuple[list[tuple[str, str]], int | None, int]:
+    params = list(request.query_params.multi_items())
+    q = dict(params)
+    try:
+        limit = int(q["limit"]) if "limit" in q else None
+        offset = int(q.get("offset", 0))
+    except ValueError:
+        limit, offset = None, 0
+    return params, limit, offset
+
+
+def _with_urls(base: str, found: list[JsonDataset], level: str) -> list[JsonDataset]:
+    for ds in found:
+        st = ds.get("0020000D", {}).get("Value", [None])[0]
+        url = f"{base}/studies/{st}"
+        if level in ("series", "instance"):
+            url += f"/series/{ds['0020000E']['Value'][0]}"
+        if level == "instance":
+            url += f"/instances/{ds['00080018']['Value'][0]}"
+        ds["00081190"] = element("UR", url)
+    return found
+
+
+async def qido_studies(request: Request) -> Response:
+    params, limit, offset = _paging(request)
+    found = await catalog.search_studies(_ingest(request).engine, params, limit, offset)
+    return dicom_json(_with_urls(service_url(request), found, "study"))
+
+
+async def qido_series(request: Request) -> Response:
+    params, limit, offset = _paging(request)
+    found = await catalog.search_series(_ingest(request).engine, request.path_params["study"], params, limit,
+                                        offset)
+    return dicom_json(_with_urls(service_url(request), found, "series"))
+
+
+async def qido_instances(request: Request) -> Response:
+    params, limit, offset = _paging(request)
+    found = await catalog.search_instances(_ingest(request).engine, request.path_params["study"],
+                                           request.path_params.get("series"), params, limit, offset)
+    return dicom_json(_with_urls(service_url(request), found, "instance"))
+
+
+# ---- WADO-RS ----------------------------------------------------------------------------------
+
+
+async def _rows(request: Request, with_metadata: bool = False) -> list[dict[str, Any]]:
+    p = request.path_params
+    return await catalog.instance_rows(_ingest(request).engine, p["study"], p.get("series"), p.get("instance"),
+                                       with_metadata)
+
+
+def _accepts_dicom(request: Request) -> bool:
+    accept = request.headers.get("accept") or "*/*"
+    return any(t in accept.lower() for t in ("multipart/related", DICOM, "*/*", "multipart/*"))
+
+
+async def wado(request: Request) -> Response:
+    if not _accepts_dicom(request):
+        return _problem(406, 'this resource is answered as multipart/related; type="application/dicom"')
+    rows = await _rows(request)
+    if not rows:
+        return _problem(404, "no such study, series or instance")
+    ingest = _ingest(request)
+    boundary = uuid.uuid4().hex
+
+    def body() -> Iterator[bytes]:
+        for row in rows:
+            yield (f"--{boundary}\r\nContent-Type: {DICOM}; transfer-syntax={row['transfer_syntax']}\r\n"
+                   f"Content-Length: {row['size']}\r\n\r\n").encode()
+            with open(ingest.path_of(row["path"]), "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    yield chunk
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    media = f'multipart/related; type="{DICOM}"; boundary={boundary}'
+    return StreamingResponse(body(), media_type=media)
+
+
+async def metadata(request: Request) -> Response:
+    rows = await _rows(request, with_metadata=True)
+    if not rows:
+        return _problem(404, "no such study, series or instance")
+    return dicom_json([row["metadata"] for row in rows])
+
+
+def routes() -> list[Route]:
+    s, se, i = "/studies/{study}", "/studies/{study}/series/{series}", "/studies/{study}/series/{series}/instances/{instance}"
+    return [
+        Route("/studies", stow, methods=["POST"]),
+        Route("/studies", qido_studies, methods=["GET"]),
+        Route(s, stow, methods=["POST"]),
+        Route(s, wado, methods=["GET"]),
+        Route(f"{s}/metadata", metadata, methods=["GET"]),
+        Route(f"{s}/series", qido_series, methods=["GET"]),
+        Route(f"{s}/instances", qido_instances, methods=["GET"]),
+        Route(se, wado, methods=["GET"]),
+        Route(f"{se}/metadata", metadata, methods=["GET"]),
+        Route(f"{se}/instances", qido_instances, methods=["GET"]),
+        Route(i, wado, methods=["GET"]),
+        Route(f"{i}/metadata", metadata, methods=["GET"]),
+    ]
