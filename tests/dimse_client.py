@@ -79,17 +79,23 @@ class UPSClient:
         status, attrs = self.a.send_n_create(to_pydicom(ds), UnifiedProcedureStepPush, uid)
         return _reply(status, attrs)
 
-    def set(self, uid: str, ds: JsonDataset, sop_class: str = UnifiedProcedureStepPush) -> Reply:
-        status, attrs = self.a.send_n_set(to_pydicom(ds), sop_class, uid)
+    # ``context``: the SOP class whose presentation context carries the request, when it is not
+    # ``sop_class`` itself (UPS Push named on the Pull or Watch context: UPS-SOP-02).
+
+    def set(self, uid: str, ds: JsonDataset, sop_class: str = UnifiedProcedureStepPush,
+            context: str | None = None) -> Reply:
+        status, attrs = self.a.send_n_set(to_pydicom(ds), sop_class, uid, meta_uid=context)
         return _reply(status, attrs)
 
-    def get(self, uid: str, tags: list[int] | None = None, sop_class: str = UnifiedProcedureStepPush) -> Reply:
-        status, attrs = self.a.send_n_get(tags or [], sop_class, uid)
+    def get(self, uid: str, tags: list[int] | None = None, sop_class: str = UnifiedProcedureStepPush,
+            context: str | None = None) -> Reply:
+        status, attrs = self.a.send_n_get(tags or [], sop_class, uid, meta_uid=context)
         return _reply(status, attrs)
 
     def action(self, uid: str, action_type: int, info: JsonDataset | None = None,
-               sop_class: str = UnifiedProcedureStepPush) -> Reply:
-        status, reply = self.a.send_n_action(to_pydicom(info) if info else None, action_type, sop_class, uid)
+               sop_class: str = UnifiedProcedureStepPush, context: str | None = None) -> Reply:
+        status, reply = self.a.send_n_action(to_pydicom(info) if info else None, action_type, sop_class, uid,
+                                             meta_uid=context)
         return _reply(status, reply)
 
     def find_iter(self, identifier: JsonDataset,

@@ -146,7 +146,7 @@ def create(ds: dict[str, Any]) -> Request:
 def update(ds: dict[str, Any], txn: str | None) -> Request:
     def dimse(d: Dimse, uid: str) -> Awaitable[Reply]:
         body = {**ds, "00081195": el("UI", txn)} if txn else ds
-        return d.call(READER, "set", uid, body, UPS_PUSH)
+        return d.call(READER, "set", uid, body, UPS_PUSH, UPS_PULL)
 
     def http(h: httpx.AsyncClient, uid: str) -> Awaitable[httpx.Response]:
         return h.post(f"/workitems/{uid}" + (f"?transaction-uid={txn}" if txn else ""), json=ds, headers=DICOM_JSON)
@@ -154,11 +154,11 @@ def update(ds: dict[str, Any], txn: str | None) -> Request:
     return Request(Transaction.UPDATE, dimse, http)
 
 
-def change_state(state: str, txn: str | None, requester: str = READER, sop_class: str = UPS_PUSH) -> Request:
-    """N-ACTION type 1 (on the Pull context when ``sop_class`` is Push: UPS-SOP-02)."""
+def change_state(state: str, txn: str | None, requester: str = READER, context: str = UPS_PULL) -> Request:
+    """N-ACTION type 1 naming UPS Push, on the Pull context by default (UPS-SOP-02)."""
     return Request(
         Transaction.CHANGE_STATE,
-        lambda d, uid: d.call(requester, "action", uid, 1, state_change(state, txn), sop_class),
+        lambda d, uid: d.call(requester, "action", uid, 1, state_change(state, txn), UPS_PUSH, context),
         lambda h, uid: h.put(f"/workitems/{uid}/state/{requester}", json=state_change(state, txn),
                              headers=DICOM_JSON),
     )
@@ -176,7 +176,7 @@ def request_cancel(reason: str | None = None) -> Request:
 def retrieve() -> Request:
     return Request(
         Transaction.RETRIEVE,
-        lambda d, uid: d.call(READER, "get", uid, None, UPS_PUSH),
+        lambda d, uid: d.call(READER, "get", uid, None, UPS_PUSH, UPS_PULL),
         lambda h, uid: h.get(f"/workitems/{uid}", headers=DICOM_JSON),
     )
 
@@ -264,7 +264,9 @@ CASES = [
          create(new_workitem(**{"00741000": el("CS", "IN PROGRESS")})), Outcome.NOT_SCHEDULED_AT_CREATE),
     Case("create duplicate", "UPS-STATE-02", scheduled, create(new_workitem()), Outcome.DUPLICATE_SOP_INSTANCE),
     Case("claim", "UPS-STATE-03", scheduled, change_state("IN PROGRESS", TXN)),
-    Case("claim on Pull naming Push", "UPS-SOP-02", scheduled, change_state("IN PROGRESS", TXN, sop_class=UPS_PUSH)),
+    Case("claim on the Push context", "UPS-SOP-02", scheduled, change_state("IN PROGRESS", TXN, context=UPS_PUSH)),
+    Case("claim on the Watch context", "UPS-SOP-02", scheduled,
+         change_state("IN PROGRESS", TXN, context=UPS_WATCH)),
     Case("claim without Transaction UID", "UPS-STATE-05", scheduled, change_state("IN PROGRESS", None),
          Outcome.TRANSACTION_UID_MISSING),
     Case("claim with wrong Transaction UID", "UPS-STATE-04", in_progress, change_state("IN PROGRESS", OTHER_TXN),
@@ -387,7 +389,7 @@ async def test_created_over_dimse_is_claimed_over_http(server, dimse, http):  # 
     assert r.json()[0]["00741000"]["Value"] == ["SCHEDULED"]
     r = await http.put(f"/workitems/{uid}/state/{READER}", json=state_change("IN PROGRESS", TXN), headers=DICOM_JSON)
     assert r.status_code == 200, r.text
-    got = await dimse.call(READER, "get", uid, [0x00741000], UPS_PULL)
+    got = await dimse.call(READER, "get", uid, [0x00741000], UPS_PUSH, UPS_PULL)
     assert got.dataset["00741000"]["Value"] == ["IN PROGRESS"]
 
 
@@ -396,12 +398,12 @@ async def test_created_over_http_is_claimed_and_completed_over_dimse(server, dim
     r = await http.post(f"/workitems?workitem={uid}", json=new_workitem(), headers=DICOM_JSON)
     assert r.status_code == 201, r.text
     # what dcm4che's upsscu sends: N-ACTION naming UPS Push on the Pull context (UPS-SOP-02) ...
-    assert (await dimse.call(READER, "action", uid, 1, state_change("IN PROGRESS", TXN), UPS_PUSH)).status == 0
+    assert (await dimse.call(READER, "action", uid, 1, state_change("IN PROGRESS", TXN), UPS_PUSH, UPS_PULL)).status == 0
     # ... N-SET of the UPS Performed Procedure Sequence with the Transaction UID (UPS-FINAL-07) ...
     body = {**performed_procedure(), "00081195": el("UI", TXN)}
-    assert (await dimse.call(READER, "set", uid, body, UPS_PUSH)).status == 0
+    assert (await dimse.call(READER, "set", uid, body, UPS_PUSH, UPS_PULL)).status == 0
     # ... and N-ACTION COMPLETED
-    assert (await dimse.call(READER, "action", uid, 1, state_change("COMPLETED", TXN), UPS_PUSH)).status == 0
+    assert (await dimse.call(READER, "action", uid, 1, state_change("COMPLETED", TXN), UPS_PUSH, UPS_PULL)).status == 0
     r = await http.get(f"/workitems/{uid}", headers=DICOM_JSON)
     assert r.json()[0]["00741000"]["Value"] == ["COMPLETED"]
     assert r.json()[0]["00741216"]["Value"][0]["00404051"]["Value"] == ["20261123101000"]
@@ -417,10 +419,10 @@ async def test_n_create_without_uid_assigns_one(server, dimse):  # UPS-CREATE-10
 async def test_n_get_returns_only_requested_attributes_never_txn(server, dimse):  # UPS-TXN-07
     uid = f"{ROOT}.3.3"
     await in_progress(server, uid)
-    got = await dimse.call(READER, "get", uid, [0x00741000, 0x00741200, 0x00081195], UPS_PULL)
+    got = await dimse.call(READER, "get", uid, [0x00741000, 0x00741200, 0x00081195], UPS_PUSH, UPS_PULL)
     assert got.status == 0
     assert set(got.dataset) == {"00741000", "00741200"}
-    everything = await dimse.call(READER, "get", uid, None, UPS_WATCH)
+    everything = await dimse.call(READER, "get", uid, None, UPS_PUSH, UPS_WATCH)
     assert "00081195" not in everything.dataset
     assert everything.dataset["00080018"]["Value"] == [uid]
 
