@@ -80,8 +80,9 @@ class Query:
 
 
 _D = r"\d{4,14}(?:\.\d{1,6})?"
-_DT_SINGLE_WITH_OFFSET = re.compile(rf"^{_D}[+-](?:0\d|1[0-4])[0-5]\d$")
-_DT_RANGE = re.compile(rf"^(?P<a>{_D}(?:[+-]\d{{4}})?)?-(?P<b>{_D}(?:[+-]\d{{4}})?)?$")
+_OFFSET = r"[+-](?:0\d|1[0-4])[0-5]\d"
+_DT_SINGLE_WITH_OFFSET = re.compile(rf"^{_D}{_OFFSET}$")
+_DT_RANGE = re.compile(rf"^(?P<a>{_D}(?:{_OFFSET})?)?-(?P<b>{_D}(?:{_OFFSET})?)?$")
 
 
 def split_range(vr: str, value: str) -> tuple[str | None, str | None] | None:
