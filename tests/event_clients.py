@@ -116,13 +116,13 @@ class EventReceiver:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _on_event(self, event: Any) -> int:
+    def _on_event(self, event: Any) -> tuple[int, None]:
         req = event.request
         info: Dataset = event.event_information
         self.events.put(Received(int(req.EventTypeID), str(req.AffectedSOPInstanceUID),
                                  str(req.AffectedSOPClassUID), from_pydicom(info) if info else {},
                                  int(req.MessageID)))
-        return 0x0000
+        return 0x0000, None  # (status, Event Reply) (UPS-EVT-06)
 
     def __enter__(self) -> Self:
         self._server = self.ae.start_server(("127.0.0.1", self.port), block=False,

@@ -54,7 +54,7 @@ def send_reports(calling_aet: str, aet: str, address: str, rows: list[dict[str, 
     try:
         for row in rows:
             info: Dataset = to_pydicom(row["info"])
-            status = assoc.send_n_event_report(
+            status, _reply = assoc.send_n_event_report(
                 info, int(row["event_type"]), UPS_PUSH, affected_instance(row["workitem_uid"]),
                 msg_id=message_id(row["id"]), meta_uid=UPS_EVENT)
             if "Status" not in status:  # no answer: the association is gone

@@ -78,7 +78,8 @@ async def lock_dimse_batch(conn: AsyncConnection, aet: str, limit: int = 100) ->
         return []
     q = (
         select(event_outbox.c.id, event_outbox.c.aet, event_outbox.c.workitem_uid, event_outbox.c.event_type,
-               event_outbox.c.info, event_outbox.c.dimse_attempts, event_outbox.c.dimse_next_at)
+               event_outbox.c.info, event_outbox.c.dimse_attempts,
+               (event_outbox.c.dimse_next_at.is_(None) | (event_outbox.c.dimse_next_at <= func.now())).label("due"))
         .where(event_outbox.c.dimse_pending, event_outbox.c.aet == aet)
         .order_by(event_outbox.c.id)
         .limit(limit)
@@ -86,10 +87,8 @@ async def lock_dimse_batch(conn: AsyncConnection, aet: str, limit: int = 100) ->
     )
     rows = [dict(r) for r in (await conn.execute(q)).mappings()]
     # head of line: wait for the first row's retry time (order per AE)
-    if rows and rows[0]["dimse_next_at"] is not None:
-        due = (await conn.execute(select(rows[0]["dimse_next_at"] <= func.now()))).scalar()
-        if not due:
-            return []
+    if rows and not rows[0]["due"]:
+        return []
     return rows
 
 
