@@ -65,7 +65,7 @@ class RuleEngine:
                 continue
             try:
                 async with conn.begin_nested():
-                    await self._apply_store_rule(conn, rule, inst, effects)
+                    await self._apply_store_rule(conn, rule, inst, effects, special)
             except Exception as exc:
                 failures += 1
                 effects.failed.append(rule.id)
@@ -76,12 +76,13 @@ class RuleEngine:
         return failures
 
     async def _apply_store_rule(self, conn: AsyncConnection, rule: OnStoreRule, inst: StoredInstance,
-                                effects: Effects) -> None:
+                                effects: Effects, special: dict[str, str | None]) -> None:
         tpl = rule.workitem
-        uid = name_based_uid(render(tpl.uid, inst.metadata)) if tpl.uid else new_uid()
+        extra = {k: v for k, v in special.items() if v is not None}
+        uid = name_based_uid(render(tpl.uid, inst.metadata, extra)) if tpl.uid else new_uid()
         state = (await conn.execute(select(workitems.c.state).where(workitems.c.uid == uid))).scalar()
         if state is None:
-            ds = build_workitem(tpl, inst.metadata, inst.study_uid, datetime.now(UTC))
+            ds = build_workitem(tpl, inst.metadata, inst.study_uid, datetime.now(UTC), extra)
             if tpl.input_information != "none":
                 ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(inst)]}
             created = await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group)
@@ -157,7 +158,7 @@ class RuleEngine:
                          study, rule.disagreement.text, rule.workitem.group or "new")
                 return None
         tpl = rule.workitem
-        extra = {"StudyInstanceUID": study}
+        extra = {"StudyInstanceUID": study, READ_GROUP: change.row.get("read_group") or ""}
         source = change.dataset if change.state == COMPLETED else completed[-1]["dataset"]
         uid = name_based_uid(render(tpl.uid, source, extra)) if tpl.uid else new_uid()
         request = items(source, t.REFERENCED_REQUEST_SEQUENCE) or None

@@ -129,7 +129,8 @@ class _Checker:
                 if name is not None:
                     if not name or spec or conv:
                         raise ValueError(f"placeholder {{{name}}} must be an attribute path only")
-                    parse_path(name)
+                    if name not in SPECIAL_SUBJECTS:
+                        parse_path(name)
         except ValueError as exc:
             raise self.fail(node, key, f"{field}.{key}", f"bad template {value!r}: {exc}") from None
         return value

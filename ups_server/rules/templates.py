@@ -9,7 +9,7 @@ from typing import Any
 from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.datetime import format_dt
 from ..ups import tags as t
-from .model import Code, WorkitemTemplate
+from .model import SPECIAL_SUBJECTS, Code, WorkitemTemplate
 from .paths import first_value, parse_path
 
 SERIES_INSTANCE_UID = "0020000E"
@@ -32,7 +32,7 @@ def render(template: str, ds: JsonDataset, extra: dict[str, str] | None = None) 
         out.append(literal)
         if name is not None:
             value = (extra or {}).get(name)
-            if value is None:
+            if value is None and name not in SPECIAL_SUBJECTS:
                 value = first_value(ds, parse_path(name))
             out.append("" if value is None else str(value))
     return "".join(out)
