@@ -51,10 +51,12 @@ def make_store_handler(dimse: DimseServer):
         try:
             dimse.bridge.call(_call(ingest.store, ds, source_ae=requestor.ae_title,
                                     source_host=requestor.address, receiving_ae=event.assoc.acceptor.ae_title))
-        except ValueError as exc:  # IngestError: the instance is refused for a stated reason
+        except ValueError as exc:  # IngestError: refused for a stated reason, with its status
             reason = getattr(exc, "reason", None) or str(exc)
-            log.info("C-STORE %s from %s refused: %s", ds.get("SOPInstanceUID"), requestor.ae_title, reason)
-            return _failure(status.STORE_DATASET_DOES_NOT_MATCH, str(reason))
+            code = getattr(exc, "status", None) or status.STORE_DATASET_DOES_NOT_MATCH
+            log.info("C-STORE %s from %s refused (0x%04X): %s", ds.get("SOPInstanceUID"), requestor.ae_title,
+                     code, reason)
+            return _failure(code, str(reason))
         except Exception as exc:
             log.exception("C-STORE %s from %s failed", ds.get("SOPInstanceUID"), requestor.ae_title)
             return _failure(status.STORE_CANNOT_UNDERSTAND, f"processing failure: {type(exc).__name__}")
