@@ -517,3 +517,20 @@ async def test_workitem_rows_match_after_dimse_create(server, dimse):  # UPS-SOP
         row = (await conn.execute(select(workitems.c.dataset).where(workitems.c.uid == uid))).scalar_one()
     assert row["00080016"]["Value"] == [UPS_PUSH]
 
+
+
+async def test_c_find_bad_identifier_is_refused(server, dimse):  # Table CC.2.8-2 (A900)
+    status, matches = await dimse.call(READER, "find", {"00404005": el("DT", "not a date")}, UPS_PULL)
+    assert status == 0xA900
+    assert matches == []
+
+
+async def test_c_find_never_returns_the_transaction_uid(server, dimse):  # UPS-TXN-07
+    uid = f"{ROOT}.3.5"
+    await in_progress(server, uid)
+    status, matches = await dimse.call(
+        READER, "find", {"00080018": el("UI", uid), "00081195": {"vr": "UI"}, "00741000": {"vr": "CS"}}, UPS_PULL)
+    assert status == 0x0000
+    assert len(matches) == 1
+    assert "00081195" not in matches[0]
+    assert matches[0]["00741000"]["Value"] == ["IN PROGRESS"]
