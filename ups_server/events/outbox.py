@@ -55,6 +55,10 @@ async def undelivered_ws(conn: AsyncConnection, aets: Collection[str], exclude: 
     return [dict(r) for r in (await conn.execute(q)).mappings()]
 
 
+async def last_id(conn: AsyncConnection) -> int:
+    return (await conn.execute(select(func.coalesce(func.max(event_outbox.c.id), 0)))).scalar() or 0
+
+
 async def mark_ws_delivered(conn: AsyncConnection, ids: Collection[int]) -> None:
     await conn.execute(update(event_outbox).where(event_outbox.c.id.in_(list(ids)),
                                                   event_outbox.c.ws_delivered_at.is_(None))

@@ -5,7 +5,8 @@ Each session has its own bounded send queue and sender task, so a slow or dead c
 delays another one or the request path; a session whose queue overflows is closed (its
 events stay undelivered in the outbox and are replayed when it reconnects). An outbox row
 is marked delivered once a session of its AE has sent it; rows not yet delivered and younger
-than the replay window are sent to a session when it (re)connects.
+than the replay window are sent to a session when it (re)connects. That backlog is paced to
+the session's queue (only events committed after it connected can overflow it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .messages import websocket_message
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT = 5.0  # a client that reads nothing cannot receive the close frame either
 OVERFLOW_CLOSE_CODE = 1013  # Try Again Later: the client fell too far behind
 GOING_AWAY_CLOSE_CODE = 1001  # the server shuts down
 POLL_SECONDS = 5.0  # a safety net; NOTIFY wakes the dispatcher at once
@@ -37,6 +39,8 @@ class Session:
         self.overflowed = asyncio.Event()  # set to end the session (queue overflow, shutdown)
         self.close_code = OVERFLOW_CLOSE_CODE
         self.failed: list[int] = []
+        self.backlog_until = 0  # outbox ids up to this one were committed before it connected
+        self.paced = False  # backlog held back until the queue drains
 
     def offer(self, row_id: int, text: str) -> bool:
         if self.overflowed.is_set():
@@ -77,6 +81,8 @@ class WebSocketDispatcher:
                     close: Callable[[int], Awaitable[None]]) -> None:
         """Run one accepted WebSocket until the client goes away or falls behind."""
         session = Session(aet, self.queue_size)
+        async with self.engine.connect() as conn:
+            session.backlog_until = await outbox.last_id(conn)
         self.sessions.setdefault(aet, set()).add(session)
         self.wake.set()  # replay what this AE missed
         sender = asyncio.create_task(self._pump(session, send))
@@ -87,24 +93,31 @@ class WebSocketDispatcher:
         finally:
             for task in (sender, closed, overflow):
                 task.cancel()
+            await asyncio.gather(sender, closed, overflow, return_exceptions=True)
             self._drop(session)
         if session.overflowed.is_set():
             if session.close_code == OVERFLOW_CLOSE_CODE:
                 log.warning("WebSocket of %s closed: more than %d events waiting", aet, self.queue_size)
             with contextlib.suppress(Exception):
-                await close(session.close_code)
+                await asyncio.wait_for(close(session.close_code), CLOSE_TIMEOUT)
 
     async def _pump(self, session: Session, send: Callable[[str], Awaitable[None]]) -> None:
         while True:
             row_id, text = await session.queue.get()
             try:
                 await send(text)
+            except asyncio.CancelledError:
+                session.failed.append(row_id)
+                raise
             except Exception:
                 log.debug("WebSocket send to %s failed", session.aet, exc_info=True)
                 session.failed.append(row_id)  # not sent: replayed later
                 return
             self.sent.add(row_id)
             self._marks.set()
+            if session.paced and session.queue.qsize() <= session.queue.maxsize // 2:
+                session.paced = False
+                self.wake.set()  # room for more of the backlog
 
     def _drop(self, session: Session) -> None:
         peers = self.sessions.get(session.aet)
@@ -185,12 +198,24 @@ class WebSocketDispatcher:
             return 0
         async with self.engine.connect() as conn:
             rows = await outbox.undelivered_ws(conn, aets, self.inflight, self.replay_seconds, limit)
+        held: set[str] = set()  # AEs whose backlog waits for queue room (order per AE)
+        progressed = False
         for row in rows:
+            if row["aet"] in held:
+                continue
             text = json.dumps(websocket_message(row["id"], row["event_type"], row["workitem_uid"], row["info"]),
                               separators=(",", ":"), ensure_ascii=False)
-            offered = [s.offer(row["id"], text) for s in list(self.sessions.get(row["aet"], ()))]
-            if any(offered):
+            offered = False
+            for session in list(self.sessions.get(row["aet"], ())):
+                if session.queue.full() and row["id"] <= session.backlog_until:
+                    session.paced = True
+                    continue
+                offered = session.offer(row["id"], text) or offered
+            if offered:
                 self.inflight.add(row["id"])
-        if len(rows) == limit:
+                progressed = True
+            else:
+                held.add(row["aet"])
+        if len(rows) == limit and progressed:
             self.wake.set()
         return len(rows)

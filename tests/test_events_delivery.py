@@ -1,0 +1,229 @@
+"""Durable, cross-process event delivery: outbox + LISTEN/NOTIFY between two servers on one
+database, replay after a SIGKILL, SCP Status Change at start and shutdown (UPS-EVT-04), and a
+slow WebSocket that is dropped without delaying the others."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+from sqlalchemy import func, select
+
+from ups_server.config import Settings
+from ups_server.db.engine import Database
+from ups_server.db.tables import event_outbox
+from ups_server.server import Server
+from ups_server.web.app import create_app
+
+from .event_clients import TIMEOUT, EventReceiver, EventSocket, free_port
+from .events_support import GLOBAL, claim, create, performers, subscribe, uid, update, ws_url
+
+TXN = "1.2.826.0.1.3680043.10.5.997"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[tuple[Server, str]]:
+    """A Server with its own uvicorn; on exit the server closes first (GOING DOWN goes out
+    to the open WebSockets), then uvicorn stops."""
+    server = Server(settings, Database(settings.database_url, settings.data_dir, settings.db_pool_size))
+    await server.open()
+    web = uvicorn.Server(uvicorn.Config(create_app(server, manage_server=False), host="127.0.0.1",
+                                       port=settings.http_port, log_level="warning", ws="websockets-sansio"))
+    task = asyncio.create_task(web.serve())
+    while not web.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield server, f"http://127.0.0.1:{settings.http_port}{settings.base_path}"
+    finally:
+        await server.close()
+        web.should_exit = True
+        await task
+        await server.database.dispose()
+
+
+def another(settings: Settings, **changes) -> Settings:
+    return dataclasses.replace(settings, http_port=free_port(), **changes)
+
+
+async def test_change_on_one_process_reaches_websocket_on_another(settings):
+    # DESIGN "events cross processes through the outbox and LISTEN/NOTIFY"
+    async with (
+        served(another(settings)) as (_a, base_a),
+        served(another(settings)) as (_b, base_b),
+        httpx.AsyncClient(base_url=base_a, timeout=30) as http_a,
+        httpx.AsyncClient(base_url=base_b, timeout=30) as http_b,
+    ):
+        await create(http_a, uid(200))
+        async with EventSocket(ws_url(base_b, "CROSS")) as ws:
+            await subscribe(http_b, uid(200), "CROSS")
+            assert (await ws.next_for(uid(200))).state == "SCHEDULED"
+            await claim(http_a, uid(200), TXN)  # the change is made through process A
+            ev = await ws.next_for(uid(200))
+            assert (ev.event_type, ev.state) == (1, "IN PROGRESS")
+
+
+async def test_dimse_event_is_sent_once_by_one_of_two_processes(settings):
+    # exactly one process delivers each N-EVENT-REPORT (FOR UPDATE SKIP LOCKED + per-AE turn)
+    with EventReceiver("ONCE") as receiver:
+        common = {"ae_table": {"ONCE": receiver.address}}
+        async with (
+            served(another(settings, **common)) as (first, base_a),
+            served(another(settings, **common)) as (_b, _base_b),
+            httpx.AsyncClient(base_url=base_a, timeout=30) as http,
+        ):
+            await subscribe(http, GLOBAL, "ONCE", deletionlock="false")
+            for n in range(5):
+                await create(http, uid(f"210.{n}"))
+            got = [await receiver.next() for _ in range(5)]
+            assert [e.uid for e in got] == [uid(f"210.{n}") for n in range(5)]  # in order
+            # once no row is pending any more, every send has been answered: no second copy
+            await _until_no_dimse_pending(first)
+            assert receiver.events.empty()
+
+
+async def _until_no_dimse_pending(server: Server) -> None:
+    for _ in range(int(TIMEOUT / 0.05)):
+        async with server.database.engine.connect() as conn:
+            if not (await conn.execute(select(func.count()).where(event_outbox.c.dimse_pending))).scalar():
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("DIMSE events still pending")
+
+
+async def test_scp_status_change_at_shutdown_and_restart(settings):
+    # UPS-EVT-04: GOING DOWN before shutdown, RESTARTED (WARM START) at start, to subscribers
+    with EventReceiver("STATUS") as receiver:
+        s = another(settings, ae_table={"STATUS": receiver.address})
+        async with served(s) as (_server, base):
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                await create(http, uid(220))
+                await subscribe(http, uid(220), "WS_STATUS")
+                await subscribe(http, GLOBAL, "STATUS")  # DIMSE receiver as HTTP subscriber's gift
+            ws = await EventSocket(ws_url(base, "WS_STATUS")).__aenter__()
+            assert (await ws.next_for(uid(220))).state == "SCHEDULED"
+        ev = await ws.next()  # sent while the server shuts down
+        assert ev.event_type == 4 and ev.info["00741242"]["Value"] == ["GOING DOWN"]
+        assert ev.uid == "1.2.840.10008.5.1.4.34.5"
+        await ws.__aexit__(None, None, None)
+        down = await receiver.next()
+        assert (down.event_type, down.info["00741242"]["Value"]) == (4, ["GOING DOWN"])
+        async with served(another(s)) as (_server, base):
+            up = await receiver.next()
+            assert (up.event_type, up.info["00741242"]["Value"]) == (4, ["RESTARTED"])
+            assert up.info["00741244"]["Value"] == ["WARM START"]
+            async with EventSocket(ws_url(base, "WS_STATUS")) as ws:
+                ev = await ws.next()
+                assert ev.event_type == 4 and ev.info["00741242"]["Value"] == ["RESTARTED"]
+
+
+def _wait_healthy(root: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{root}/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"server not healthy; log:\n{log.read_text()}")
+
+
+def _serve(database_url: str, data_dir: Path, port: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPS_")}
+    log = data_dir / f"serve-{port}.log"
+    args = [sys.executable, "-m", "ups_server", "serve", "--database-url", database_url, "--data-dir", str(data_dir),
+            "--http-port", str(port), "--dimse-port", "0"]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
+    _wait_healthy(f"http://127.0.0.1:{port}", process, log)
+    return process
+
+
+async def test_event_committed_before_sigkill_is_delivered_after_restart(settings, tmp_path):
+    # outbox row committed with the change; no subscriber connected; SIGKILL; restart; the
+    # WebSocket that connects within event_replay_seconds receives it
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/dicom-web"
+    process = await asyncio.to_thread(_serve, settings.database_url, tmp_path, port)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            await create(http, uid(230))
+            await subscribe(http, uid(230), "KILLED")
+            await claim(http, uid(230), TXN)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process = await asyncio.to_thread(_serve, settings.database_url, tmp_path, port)
+        async with EventSocket(ws_url(base, "KILLED")) as ws:
+            first, second = await ws.next_for(uid(230)), await ws.next_for(uid(230))
+            assert (first.state, second.state) == ("SCHEDULED", "IN PROGRESS")
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+
+
+async def _slow_socket(url: str) -> asyncio.StreamWriter:
+    """A WebSocket client that completes the opening handshake (RFC 6455) and then never
+    reads, with a tiny receive buffer: the server's sends to it back up."""
+    netloc, _, path = url.split("//", 1)[1].partition("/")
+    host, port = netloc.split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET /{path} HTTP/1.1\r\nHost: {netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101"), head  # UPS-WS-01
+    return writer
+
+
+async def test_slow_websocket_is_dropped_without_delaying_others(settings):
+    # a slow or dead subscriber never delays others or the request path; its queue overflows,
+    # the connection is dropped, and it gets what it missed when it reconnects
+    s = another(settings, event_queue_size=4)
+
+    def big(n: int) -> dict:
+        ds = performers(f"Reader^{n}", f"R{n}")  # a new assignment each time: a UPS Assigned event
+        ds["00404034"]["Value"] *= 1000  # ~300 kB per event
+        return ds
+
+    async with served(s) as (server, base), httpx.AsyncClient(base_url=base, timeout=30) as http:
+        await create(http, uid(240))
+        await subscribe(http, uid(240), "SLOW")
+        await subscribe(http, uid(240), "FAST")
+        slow = await _slow_socket(ws_url(base, "SLOW"))
+        async with EventSocket(ws_url(base, "FAST")) as fast:
+            assert (await fast.next_for(uid(240))).state == "SCHEDULED"
+            n = 0
+            while server.events.websockets.has_session("SLOW"):
+                assert n < 1000, "the slow WebSocket was never dropped"
+                n += 1
+                await update(http, uid(240), big(n))
+                assert (await fast.next_for(uid(240))).event_type == 5  # FAST keeps up
+            # the change after the drop waits in the outbox for SLOW's next connection
+            await update(http, uid(240), {"00404041": {"vr": "CS", "Value": ["INCOMPLETE"]}})
+            assert (await fast.next_for(uid(240))).info["00404041"]["Value"] == ["INCOMPLETE"]
+        slow.transport.abort()  # the dead client goes away
+        async with EventSocket(ws_url(base, "SLOW")) as again:
+            while True:
+                ev = await again.next_for(uid(240))
+                if ev.event_type == 1:
+                    assert ev.info["00404041"]["Value"] == ["INCOMPLETE"]
+                    break
