@@ -520,7 +520,8 @@ async def test_workitem_rows_match_after_dimse_create(server, dimse):  # UPS-SOP
 
 
 async def test_c_find_bad_identifier_is_refused(server, dimse):  # Table CC.2.8-2 (A900)
-    status, matches = await dimse.call(READER, "find", {"00404005": el("DT", "not a date")}, UPS_PULL)
+    two_items = {"00404034": {"vr": "SQ", "Value": [{"00404037": {"vr": "PN"}}, {"00404036": {"vr": "LO"}}]}}
+    status, matches = await dimse.call(READER, "find", two_items, UPS_PULL)  # one item per sequence key
     assert status == 0xA900
     assert matches == []
 
