@@ -258,20 +258,17 @@ async def search(
     matches there are after this page."""
     where = where_clause(query)
     async with engine.connect() as conn:
-        if limit == 0:
+        rows: list[Any] = []
+        if limit != 0:
+            stmt = select(workitems.c.dataset).where(where).order_by(workitems.c.seq).offset(offset)
+            if limit is not None:
+                stmt = stmt.limit(limit)
+            rows = list((await conn.execute(stmt)).scalars())
+        remaining = 0
+        if limit is not None and len(rows) == limit:  # a full page: count what follows it
             total = (await conn.execute(select(func.count()).select_from(workitems).where(where))).scalar_one()
-            return [], max(0, total - offset)
-        stmt = (
-            select(workitems.c.dataset, func.count().over().label("total"))
-            .where(where)
-            .order_by(workitems.c.seq)
-            .offset(offset)
-        )
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        rows = (await conn.execute(stmt)).all()
-    remaining = max(0, rows[0].total - offset - len(rows)) if rows else 0
+            remaining = max(0, total - offset - len(rows))
     if for_dimse:
-        return [shape_dimse(row.dataset, query.keys) for row in rows], remaining
-    return [shape_http(row.dataset, query) for row in rows], remaining
+        return [shape_dimse(ds, query.keys) for ds in rows], remaining
+    return [shape_http(ds, query) for ds in rows], remaining
 
