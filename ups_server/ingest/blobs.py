@@ -1,10 +1,10 @@
-"""Instance files under ``<data_dir>/blobs``: path from the UIDs, temp file + fsync + rename."""
+"""Instance files under ``<data_dir>/blobs``: path from the UIDs; written to a temp file and
+fsync'd first, renamed into place inside the store transaction (before the index commits)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,30 +26,28 @@ class BlobStore:
         """A temp file on the blob store's file system (so it can be renamed into place)."""
         return tempfile.NamedTemporaryFile(dir=self.tmp, delete=False, suffix=".part")
 
-    def put_bytes(self, relative: str, data: bytes) -> int:
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    def write_temp(self, data: bytes) -> Path:
+        """``data`` in a new fsync'd temp file."""
+        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=".dcm")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            Path(name).unlink(missing_ok=True)
             raise
-        return len(data)
+        return Path(name)
 
-    def put_file(self, relative: str, source: Path) -> int:
-        """Move a spooled file into place (fsync'd first); copies across file systems."""
+    @staticmethod
+    def sync(path: Path) -> int:
+        """fsync an existing (spooled) temp file; its size."""
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+            return os.fstat(f.fileno()).st_size
+
+    def place(self, temp: Path, relative: str) -> None:
+        """Rename a synced temp file to its final path (atomic; same file system)."""
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb+") as f:
-            os.fsync(f.fileno())
-        try:
-            os.replace(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
-            source.unlink(missing_ok=True)
-        return target.stat().st_size
+        os.replace(temp, target)

@@ -30,27 +30,22 @@ async def lock_study(conn: AsyncConnection, study_uid: str) -> None:
     await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(study_uid))))
 
 
-async def instance_exists(conn: AsyncConnection, sop_uid: str) -> bool:
-    stmt = select(instances.c.sop_instance_uid).where(instances.c.sop_instance_uid == sop_uid)
-    return (await conn.execute(stmt)).first() is not None
-
-
 async def add_instance(conn: AsyncConnection, *, study_uid: str, series_uid: str, sop_uid: str,
                        sop_class_uid: str, transfer_syntax: str, path: str, size: int, metadata: JsonDataset,
                        source: dict[str, Any]) -> bool:
-    """Index one instance (study and series rows on first sight). False when already indexed."""
-    study_attrs = pick(metadata, STUDY_TAGS)
-    await conn.execute(pg_insert(studies).values(
+    """Index one instance, with its study and series rows on first sight, in ONE statement.
+    False when the instance was already indexed."""
+    study = pg_insert(studies).values(
         study_uid=study_uid, patient_id=first(metadata, "00100020"), patient_name=first(metadata, "00100010"),
         accession_number=first(metadata, "00080050"), study_date=first(metadata, "00080020"),
-        attributes=study_attrs,
-    ).on_conflict_do_nothing(index_elements=["study_uid"]))
-    await conn.execute(pg_insert(series).values(
+        attributes=pick(metadata, STUDY_TAGS),
+    ).on_conflict_do_nothing(index_elements=["study_uid"]).cte("new_study")
+    serie = pg_insert(series).values(
         series_uid=series_uid, study_uid=study_uid, modality=first(metadata, "00080060"),
         attributes=pick(metadata, SERIES_TAGS),
-    ).on_conflict_do_nothing(index_elements=["series_uid"]))
+    ).on_conflict_do_nothing(index_elements=["series_uid"]).cte("new_series")
     stmt = pg_insert(instances).values(
         sop_instance_uid=sop_uid, series_uid=series_uid, study_uid=study_uid, sop_class_uid=sop_class_uid,
         transfer_syntax=transfer_syntax, path=path, size=size, metadata=metadata, **source,
     ).on_conflict_do_nothing(index_elements=["sop_instance_uid"]).returning(instances.c.seq)
-    return (await conn.execute(stmt)).first() is not None
+    return (await conn.execute(stmt.add_cte(study, serie))).first() is not None

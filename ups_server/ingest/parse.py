@@ -65,8 +65,7 @@ def parse_dataset(ds: Dataset) -> ParsedInstance:
         ds.save_as(buf, enforce_file_format=True)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for unencodable values
         raise IngestError(f"cannot encode the dataset: {exc}") from None
-    encoded = buf.getvalue()
-    return _checked(_read(io.BytesIO(encoded)), encoded, None)
+    return _checked(ds, buf.getvalue(), None)  # already decoded: no need to read it back
 
 
 def _read(fp: Any) -> Dataset:

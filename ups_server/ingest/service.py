@@ -42,40 +42,50 @@ class IngestService:
         is moved into the store), or a pydicom Dataset with ``file_meta`` (DIMSE C-STORE).
         ``expected_study``: refuse an instance of another study (STOW-RS to /studies/{study}).
         Raises IngestError for input that is not a storable DICOM instance."""
-        parsed, metadata = await asyncio.to_thread(_parse, data)
-        if expected_study and parsed.study_uid != expected_study:
-            _discard(parsed)
-            raise IngestError(f"StudyInstanceUID {parsed.study_uid} is not the study {expected_study} of the "
-                              "request", DATASET_DOES_NOT_MATCH_SOP_CLASS, sop_class_uid=parsed.sop_class_uid,
-                              sop_instance_uid=parsed.sop_instance_uid)
+        parsed, metadata, temp, size = await asyncio.to_thread(self._prepare, data, expected_study)
         result = StoreResult(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid, parsed.sop_class_uid,
                              parsed.transfer_syntax, stored=False)
-        async with self.engine.connect() as conn:
-            if await index.instance_exists(conn, parsed.sop_instance_uid):
-                _discard(parsed)
-                return result
         relative = self.blobs.relative_path(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid)
-        size = await asyncio.to_thread(self._write, relative, parsed)
         source = {"source_ae": source_ae, "source_host": source_host, "receiving_ae": receiving_ae}
-        async with self.engine.begin() as conn:
-            await index.lock_study(conn, parsed.study_uid)
-            added = await index.add_instance(
-                conn, study_uid=parsed.study_uid, series_uid=parsed.series_uid, sop_uid=parsed.sop_instance_uid,
-                sop_class_uid=parsed.sop_class_uid, transfer_syntax=parsed.transfer_syntax, path=relative,
-                size=size, metadata=metadata, source=source)
-            if added:
+        try:
+            async with self.engine.begin() as conn:
+                await index.lock_study(conn, parsed.study_uid)
+                added = await index.add_instance(
+                    conn, study_uid=parsed.study_uid, series_uid=parsed.series_uid,
+                    sop_uid=parsed.sop_instance_uid, sop_class_uid=parsed.sop_class_uid,
+                    transfer_syntax=parsed.transfer_syntax, path=relative, size=size, metadata=metadata,
+                    source=source)
+                if not added:
+                    return result  # already stored: the stored file is left as it is
+                self.blobs.place(temp, relative)  # the file is in place before the index commits
                 result.stored = True
                 stored = StoredInstance(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid,
                                         parsed.sop_class_uid, metadata, source_ae, source_host, receiving_ae)
                 for hook in self.on_store:
                     result.rule_failures += await hook(conn, stored)
+        finally:
+            temp.unlink(missing_ok=True)
         return result
 
-    def _write(self, relative: str, parsed: ParsedInstance) -> int:
+    def _prepare(self, data: bytes | Dataset | Path, expected_study: str | None
+                 ) -> tuple[ParsedInstance, dict, Path, int]:
+        """In a worker thread: parse and check, DICOM JSON, and the file synced in a temp path."""
+        try:
+            parsed, metadata = _parse(data)
+        except BaseException:
+            if isinstance(data, Path):
+                data.unlink(missing_ok=True)
+            raise
+        if expected_study and parsed.study_uid != expected_study:
+            _discard(parsed)
+            raise IngestError(f"StudyInstanceUID {parsed.study_uid} is not the study {expected_study} of the "
+                              "request", DATASET_DOES_NOT_MATCH_SOP_CLASS, sop_class_uid=parsed.sop_class_uid,
+                              sop_instance_uid=parsed.sop_instance_uid)
         if parsed.encoded is not None:
-            return self.blobs.put_bytes(relative, parsed.encoded)
+            _discard(parsed)
+            return parsed, metadata, self.blobs.write_temp(parsed.encoded), len(parsed.encoded)
         assert parsed.source is not None
-        return self.blobs.put_file(relative, parsed.source)
+        return parsed, metadata, parsed.source, self.blobs.sync(parsed.source)
 
     def path_of(self, relative: str) -> Path:
         return self.blobs.path(relative)

@@ -27,7 +27,8 @@ from ..dicom.dataset import JsonDataset, items
 from ..dicom.uids import name_based_uid, new_uid
 from ..ingest.model import StoredInstance
 from ..ups import tags as t
-from ..ups.attributes import CANCELED, COMPLETED, SCHEDULED
+from ..ups.attributes import CANCELED, COMPLETED
+from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change, UPSService
 from .conditions import all_hold
 from .model import READ_GROUP, RECEIVING_AE, SENDING_AE, SENDING_HOST, OnCompletedRule, OnStoreRule, RuleSet
@@ -56,13 +57,28 @@ class RuleEngine:
     # ---- on_store -----------------------------------------------------------------------------
 
     async def on_store(self, conn: AsyncConnection, inst: StoredInstance, effects: Effects | None = None) -> int:
-        """The ingest hook: every matching on_store rule; returns how many failed."""
+        """The ingest hook: every matching on_store rule; returns how many failed.
+
+        Fast path: all matching rules under one SAVEPOINT. If any fails, that savepoint is rolled
+        back and each rule runs again under its own, so that only the failing ones are lost."""
         effects = effects if effects is not None else Effects()
         special = {SENDING_AE: inst.source_ae, SENDING_HOST: inst.source_host, RECEIVING_AE: inst.receiving_ae}
+        matching = [rule for rule in self.rules.on_store if all_hold(rule.when, inst.metadata, special)]
+        if not matching:
+            return 0
+        attempt = Effects()
+        try:
+            async with conn.begin_nested():
+                for rule in matching:
+                    await self._apply_store_rule(conn, rule, inst, attempt, special)
+        except Exception as exc:  # noqa: BLE001 - retried rule by rule below, where failures are logged
+            log.debug("on_store rules for %s: %s; retrying rule by rule", inst.sop_instance_uid, exc)
+        else:
+            effects.created += attempt.created
+            effects.appended += attempt.appended
+            return 0
         failures = 0
-        for rule in self.rules.on_store:
-            if not all_hold(rule.when, inst.metadata, special):
-                continue
+        for rule in matching:
             try:
                 async with conn.begin_nested():
                     await self._apply_store_rule(conn, rule, inst, effects, special)
@@ -80,29 +96,30 @@ class RuleEngine:
         tpl = rule.workitem
         extra = {k: v for k, v in special.items() if v is not None}
         uid = name_based_uid(render(tpl.uid, inst.metadata, extra)) if tpl.uid else new_uid()
-        state = (await conn.execute(select(workitems.c.state).where(workitems.c.uid == uid))).scalar()
-        if state is None:
-            ds = build_workitem(tpl, inst.metadata, inst.study_uid, datetime.now(UTC), extra)
-            if tpl.input_information != "none":
-                ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(inst)]}
-            created = await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group)
-            if created is not None:
-                await conn.execute(pg_insert(rule_workitems).values(
-                    workitem_uid=uid, rule=rule.id, study_uid=inst.study_uid, performer_only=tpl.performer_only,
-                ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
-                effects.created.append(uid)
-                return
-            state = SCHEDULED
-        if tpl.input_information != "append" or state != SCHEDULED:
-            return  # once claimed (or for single/none) the workitem is not changed
+        if tpl.input_information == "append":
+            # the common case (a later instance of the study): lock, append, tell listeners
+            def append(ds: JsonDataset) -> JsonDataset | None:
+                added = add_reference(ds, inst.study_uid, inst.series_uid, inst.sop_class_uid,
+                                      inst.sop_instance_uid, self.retrieve_ae, self.retrieve_url)
+                return ds if added else None
 
-        def append(ds: JsonDataset) -> JsonDataset | None:
-            added = add_reference(ds, inst.study_uid, inst.series_uid, inst.sop_class_uid, inst.sop_instance_uid,
-                                  self.retrieve_ae, self.retrieve_url)
-            return ds if added else None
-
-        if await self.ups.amend_in(conn, uid, append) is not None:
-            effects.appended.append(uid)
+            try:
+                if await self.ups.amend_in(conn, uid, append) is not None:
+                    effects.appended.append(uid)
+                return  # appended, already referenced, or no longer SCHEDULED: not changed
+            except UPSError as exc:
+                if exc.outcome is not Outcome.NO_SUCH_UPS:
+                    raise
+        elif (await conn.execute(select(workitems.c.uid).where(workitems.c.uid == uid))).first() is not None:
+            return  # single / none: the first instance made it; later ones change nothing
+        ds = build_workitem(tpl, inst.metadata, inst.study_uid, datetime.now(UTC), extra)
+        if tpl.input_information != "none":
+            ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(inst)]}
+        if await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group) is not None:
+            await conn.execute(pg_insert(rule_workitems).values(
+                workitem_uid=uid, rule=rule.id, study_uid=inst.study_uid, performer_only=tpl.performer_only,
+            ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
+            effects.created.append(uid)
 
     def _input(self, inst: StoredInstance) -> JsonDataset:
         return input_item(inst.study_uid, inst.series_uid, [(inst.sop_class_uid, inst.sop_instance_uid)],

@@ -1,0 +1,277 @@
+"""Ingest load: C-STORE and STOW-RS instances/s through ups-server's full rules path, and the
+same load sent in the same run to an Orthanc from Debian's package (DICOMweb plugin).
+
+    python benchmarks/ingest.py                       # starts both servers in temp dirs
+    python benchmarks/ingest.py --ups-http http://127.0.0.1:8080/dicom-web \
+        --ups-dimse 127.0.0.1:11112                   # a running ups-server (Orthanc still started)
+
+Each phase sends ``--studies`` studies of ``--per-study`` small Secondary Capture instances
+(64x64, 8 bit) from ``--clients`` concurrent clients: C-STORE over one pynetdicom association
+per client, STOW-RS as one multipart request per study. ups-server runs its rules on every
+instance (default: the bundled double-reading rules, two read workitems per study); the run
+checks that every study got its read workitems. Prints ONE JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+from pynetdicom import AE, evt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ups_server.dicom.uids import name_based_uid
+
+ORTHANC = "/usr/sbin/Orthanc"
+ORTHANC_PLUGINS = "/usr/share/orthanc/plugins"
+
+
+def new_uid() -> str:
+    return f"2.25.{uuid.uuid4().int}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_instance(study: str, series: str, n: int) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = new_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.PatientName, ds.PatientID = "Bench^Patient", f"BENCH-{study[-6:]}"
+    ds.AccessionNumber, ds.StudyDate, ds.StudyTime, ds.StudyID = f"A{study[-8:]}", "20261123", "101010", "1"
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "OT", 1, n
+    ds.Rows = ds.Columns = 64
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 7, 0, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = os.urandom(64 * 64)
+    return ds
+
+
+def make_load(studies: int, per_study: int) -> list[list[Dataset]]:
+    out = []
+    for _ in range(studies):
+        study, series = new_uid(), new_uid()
+        out.append([make_instance(study, series, n + 1) for n in range(per_study)])
+    return out
+
+
+def part10(ds: Dataset) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+# ---- load generators ---------------------------------------------------------------------------
+
+
+def _nodelay(event: Any) -> None:
+    event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def cstore(host: str, port: int, called: str, load: list[list[Dataset]], clients: int) -> float:
+    """Seconds to C-STORE every instance over ``clients`` concurrent associations."""
+    shares: list[list[Dataset]] = [[] for _ in range(clients)]
+    for i, study in enumerate(load):
+        shares[i % clients].extend(study)
+    errors: list[str] = []
+
+    def run(share: list[Dataset], k: int) -> None:
+        ae = AE(ae_title=f"BENCH{k}")
+        ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
+        assoc = ae.associate(host, port, ae_title=called, evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)])
+        if not assoc.is_established:
+            errors.append(f"association {k} to {host}:{port} refused")
+            return
+        try:
+            for ds in share:
+                status = assoc.send_c_store(ds)
+                if not status or status.Status != 0:
+                    errors.append(f"C-STORE status {getattr(status, 'Status', None)}")
+        finally:
+            assoc.release()
+
+    threads = [threading.Thread(target=run, args=(share, k)) for k, share in enumerate(shares)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"C-STORE to {host}:{port}: {errors[:3]} ({len(errors)} errors)")
+    return elapsed
+
+
+async def stow(base_url: str, load: list[list[Dataset]], clients: int) -> float:
+    """Seconds to STOW-RS every study (one multipart request per study), ``clients`` at a time."""
+    bodies = []
+    for study in load:
+        boundary = uuid.uuid4().hex
+        body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part10(ds)
+                        + b"\r\n" for ds in study) + b"--" + boundary.encode() + b"--\r\n"
+        bodies.append((body, f'multipart/related; type="application/dicom"; boundary={boundary}'))
+    sem = asyncio.Semaphore(clients)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+
+        async def post(body: bytes, ctype: str) -> None:
+            async with sem:
+                r = await http.post(f"{base_url.rstrip('/')}/studies", content=body,
+                                    headers={"Content-Type": ctype, "Accept": "application/dicom+json"})
+                if r.status_code != 200:
+                    raise RuntimeError(f"STOW-RS to {base_url}: {r.status_code} {r.text[:200]}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(post(b, c) for b, c in bodies))
+        return time.perf_counter() - start
+
+
+# ---- servers -----------------------------------------------------------------------------------
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer {url} within {timeout}s")
+
+
+def start_ups(tmp: Path, log) -> tuple[subprocess.Popen, str, tuple[str, int]]:
+    http_port, dimse_port = free_port(), free_port()
+    cmd = [sys.executable, "-m", "ups_server", "serve", "--data-dir", str(tmp / "ups"), "--host", "127.0.0.1",
+           "--http-port", str(http_port), "--dimse-port", str(dimse_port), "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=Path(__file__).resolve().parent.parent)
+    wait_http(f"http://127.0.0.1:{http_port}/health", proc, "ups-server")
+    return proc, f"http://127.0.0.1:{http_port}/dicom-web", ("127.0.0.1", dimse_port)
+
+
+def start_orthanc(tmp: Path, log) -> tuple[subprocess.Popen, str, tuple[str, int]]:
+    http_port, dimse_port = free_port(), free_port()
+    storage = tmp / "orthanc"
+    storage.mkdir()
+    config = {
+        "Name": "ingest-bench", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
+        "HttpPort": http_port, "DicomPort": dimse_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": True,
+        "AuthenticationEnabled": False, "DicomCheckCalledAet": False, "Plugins": [ORTHANC_PLUGINS],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "StorageCompression": False,
+    }
+    path = tmp / "orthanc.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen([ORTHANC, str(path)], stdout=log, stderr=log)
+    wait_http(f"http://127.0.0.1:{http_port}/system", proc, "Orthanc")
+    return proc, f"http://127.0.0.1:{http_port}/dicom-web", ("127.0.0.1", dimse_port)
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def count_reads(ups_http: str, loads: list[list[list[Dataset]]]) -> int:
+    """Studies whose two read workitems exist (the rules ran for them)."""
+    found = 0
+    with httpx.Client(timeout=30) as http:
+        for load in loads:
+            for study in load:
+                uid = study[0].StudyInstanceUID
+                codes = [http.get(f"{ups_http}/workitems/{name_based_uid(f'{n}-{uid}')}",
+                                  headers={"Accept": "application/dicom+json"}).status_code for n in (1, 2)]
+                found += codes == [200, 200]
+    return found
+
+
+def measure(name: str, http: str, dimse: tuple[str, int], called: str, args: argparse.Namespace
+            ) -> tuple[dict[str, float], list[list[list[Dataset]]]]:
+    n = args.studies * args.per_study
+    warm = make_load(2, args.per_study)
+    cstore(dimse[0], dimse[1], called, warm, 1)
+    asyncio.run(stow(http, make_load(2, args.per_study), 1))
+    c_load, s_load = make_load(args.studies, args.per_study), make_load(args.studies, args.per_study)
+    c_s = cstore(dimse[0], dimse[1], called, c_load, args.clients)
+    s_s = asyncio.run(stow(http, s_load, args.clients))
+    return {"cstore_per_s": round(n / c_s, 1), "stow_per_s": round(n / s_s, 1)}, [c_load, s_load]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--studies", type=int, default=100)
+    parser.add_argument("--per-study", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--ups-http", help="DICOMweb base URL of a running ups-server (else one is started)")
+    parser.add_argument("--ups-dimse", help="host:port of its DIMSE service")
+    parser.add_argument("--ups-ae", default="UPS_SERVER")
+    parser.add_argument("--no-orthanc", action="store_true")
+    args = parser.parse_args()
+    procs: list[subprocess.Popen] = []
+    tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    log = open(tmp / "servers.log", "wb")  # noqa: SIM115 - closed in finally
+    try:
+        if args.ups_http:
+            host, port = (args.ups_dimse or "127.0.0.1:11112").rsplit(":", 1)
+            ups_http, ups_dimse = args.ups_http.rstrip("/"), (host, int(port))
+        else:
+            proc, ups_http, ups_dimse = start_ups(tmp, log)
+            procs.append(proc)
+        ups, loads = measure("ups-server", ups_http, ups_dimse, args.ups_ae, args)
+        ups["studies_with_both_reads"] = count_reads(ups_http, loads)
+        result: dict[str, Any] = {
+            "benchmark": "ingest", "instances_per_phase": args.studies * args.per_study,
+            "per_study": args.per_study, "clients": args.clients, "ups_server": ups,
+        }
+        if not args.no_orthanc and shutil.which(ORTHANC):
+            proc, o_http, o_dimse = start_orthanc(tmp, log)
+            procs.append(proc)
+            orthanc, _ = measure("orthanc", o_http, o_dimse, "ORTHANC", args)
+            result["orthanc"] = orthanc
+            result["ratio_ups_over_orthanc"] = {
+                "cstore": round(ups["cstore_per_s"] / orthanc["cstore_per_s"], 2),
+                "stow": round(ups["stow_per_s"] / orthanc["stow_per_s"], 2),
+            }
+        print(json.dumps(result))
+        return 0
+    finally:
+        for proc in procs:
+            stop(proc)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
