@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +16,21 @@ from .conftest import free_port
 from .dicom_instances import instance, uid
 from .reading_flow import read, read_uid, referenced_sops, study_workitems, workitem
 
-pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu is not installed")
+
+def _dcmtk_storescu() -> str | None:
+    """DCMTK's storescu (pynetdicom installs a Python ``storescu`` that may come first on PATH)."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin"]:
+        candidate = Path(directory) / "storescu"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            out = subprocess.run([str(candidate), "--version"], capture_output=True, text=True, timeout=30,
+                                 check=False)
+            if "dcmtk" in (out.stdout + out.stderr).lower():
+                return str(candidate)
+    return None
+
+
+STORESCU = _dcmtk_storescu()
+pytestmark = pytest.mark.skipif(STORESCU is None, reason="DCMTK storescu is not installed")
 
 AE_RULES = """
 version: 1
@@ -38,7 +54,7 @@ def settings(settings, request, tmp_path):
 
 async def storescu(settings, files, calling_ae: str = "MAMMO1") -> None:
     proc = await asyncio.create_subprocess_exec(
-        "storescu", "-aet", calling_ae, "-aec", settings.ae_title, "127.0.0.1", str(settings.dimse_port),
+        STORESCU, "-aet", calling_ae, "-aec", settings.ae_title, "127.0.0.1", str(settings.dimse_port),
         *map(str, files), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     assert proc.returncode == 0, (out + err).decode()

@@ -38,7 +38,7 @@ def settings(settings, tmp_path):
 def _apply(settings, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "ups_server", "rules", "apply", "--database-url", settings.database_url,
            "--data-dir", str(settings.data_dir), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
 async def test_failing_rule_keeps_instance_and_apply_replays(http, server, settings, tmp_path):
