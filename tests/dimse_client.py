@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from pydicom import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (
     UnifiedProcedureStepPull,
@@ -52,9 +52,14 @@ class UPSClient:
             self.ae.add_requested_context(uid)
         self.host, self.port, self.called_ae = host, port, called_ae
         self.assoc: Association | None = None
+        self.last_command: Dataset | None = None  # command set of the last message received
+
+    def _received(self, event: evt.Event) -> None:
+        self.last_command = event.message.command_set
 
     def open(self) -> Self:
-        self.assoc = self.ae.associate(self.host, self.port, ae_title=self.called_ae)
+        self.assoc = self.ae.associate(self.host, self.port, ae_title=self.called_ae,
+                                       evt_handlers=[(evt.EVT_DIMSE_RECV, self._received)])
         if not self.assoc.is_established:
             raise ConnectionError(f"association rejected or failed: {self.assoc}")
         return self
@@ -77,7 +82,11 @@ class UPSClient:
 
     def create(self, ds: JsonDataset, uid: str | None = None) -> Reply:
         status, attrs = self.a.send_n_create(to_pydicom(ds), UnifiedProcedureStepPush, uid)
-        return _reply(status, attrs)
+        reply = _reply(status, attrs)
+        # pynetdicom's status holds no Affected SOP Instance UID: read it off the N-CREATE-RSP
+        assigned = self.last_command.get("AffectedSOPInstanceUID") if self.last_command is not None else None
+        reply.affected_uid = str(assigned) if assigned else None
+        return reply
 
     # ``context``: the SOP class whose presentation context carries the request, when it is not
     # ``sop_class`` itself (UPS Push named on the Pull or Watch context: UPS-SOP-02).

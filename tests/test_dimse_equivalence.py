@@ -409,10 +409,13 @@ async def test_created_over_http_is_claimed_and_completed_over_dimse(server, dim
     assert r.json()[0]["00741216"]["Value"][0]["00404051"]["Value"] == ["20261123101000"]
 
 
-async def test_n_create_without_uid_assigns_one(server, dimse):  # UPS-CREATE-10
-    reply = await dimse.call(READER, "create", new_workitem(), None)
-    assert reply.status == 0
-    uid = reply.dataset["00080018"]["Value"][0]
+@pytest.mark.parametrize("ds", [new_workitem(), NO_START], ids=["success", "warning"])
+async def test_n_create_without_uid_assigns_one(server, dimse, ds):  # UPS-CREATE-10, PS3.7 10.1.5.1.4
+    reply = await dimse.call(READER, "create", ds, None)
+    assert reply.status in (Outcome.SUCCESS.status, Outcome.CREATED_WITH_MODIFICATIONS.status)
+    uid = reply.affected_uid
+    assert uid and reply.dataset["00080018"]["Value"] == [uid]
+    assert "00001000" not in reply.dataset
     assert (await server.ups.retrieve(uid))["00741000"]["Value"] == ["SCHEDULED"]
 
 

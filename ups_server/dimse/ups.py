@@ -68,10 +68,13 @@ class UPSHandlers:
             ds = from_pydicom(event.attribute_list)
             result = self._run(self.ups.create, str(uid) if uid else None, ds,
                                requester=_requester(event))
-            reply = to_pydicom(_without_txn(result.dataset))
-            if not uid:  # assigned here: pynetdicom moves it into the response (PS3.7 10.1.5.1.4)
-                reply.AffectedSOPInstanceUID = result.uid
-            return status(result.warning or Outcome.SUCCESS, result.detail), reply
+            outcome = result.warning or Outcome.SUCCESS
+            rsp, reply = status(outcome, result.detail), to_pydicom(_without_txn(result.dataset))
+            if not uid:  # assigned here: the response names it (PS3.7 10.1.5.1.4)
+                rsp.AffectedSOPInstanceUID = result.uid
+                if outcome is Outcome.SUCCESS:  # pynetdicom moves it from the dataset into the response
+                    reply.AffectedSOPInstanceUID = result.uid
+            return rsp, reply
 
         return self._guard("N-CREATE", body)
 
