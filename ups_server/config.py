@@ -6,7 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -37,7 +37,7 @@ class Settings:
     purge_canceled_after: int = -1
     housekeeping_interval: int = 60
 
-    HELP = {
+    HELP: ClassVar[dict[str, str]] = {
         "host": "interface to listen on for HTTP",
         "http_port": "HTTP port of the DICOMweb (UPS-RS, STOW/QIDO/WADO) service",
         "base_path": "path prefix of the DICOMweb service",
@@ -68,7 +68,7 @@ class Settings:
 
     @classmethod
     def load(cls, config_file: Path | None = None, overrides: dict[str, Any] | None = None,
-             environ: dict[str, str] | None = None) -> "Settings":
+             environ: dict[str, str] | None = None) -> Settings:
         environ = dict(os.environ if environ is None else environ)
         values: dict[str, Any] = {}
         config_file = config_file or (Path(environ["UPS_CONFIG"]) if environ.get("UPS_CONFIG") else None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .config import Settings
 from .db import migrate
 from .db.engine import Database
@@ -86,5 +88,5 @@ class Server:
         """True when the database answers and is migrated to the head revision."""
         try:
             return await migrate.current_revision(self.database.engine) == migrate.head_revision()
-        except Exception:
+        except (OSError, SQLAlchemyError):
             return False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _DT = re.compile(
     r"^(?P<y>\d{4})(?P<mo>\d{2})?(?P<d>\d{2})?(?P<h>\d{2})?(?P<mi>\d{2})?(?P<s>\d{2})?"
@@ -54,5 +54,5 @@ def parse_da(value: str, *, upper: bool = False) -> datetime:
 
 def format_dt(moment: datetime | None = None) -> str:
     """Now (or ``moment``) as a DICOM DT with microseconds and a UTC offset."""
-    moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
     return moment.strftime("%Y%m%d%H%M%S.%f") + "+0000"

@@ -26,7 +26,6 @@ from ..dicom.uids import UPS_PUSH, is_valid_uid, new_uid
 from . import tags as t
 from .attributes import (
     CANCELED,
-    COMPLETED,
     DEFAULT_DISCONTINUATION_REASON,
     IN_PROGRESS,
     SCHEDULED,
