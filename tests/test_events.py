@@ -14,6 +14,7 @@ from pynetdicom.sop_class import UnifiedProcedureStepWatch
 from .dimse_client import UPSClient
 from .event_clients import UPS_PUSH, EventReceiver, EventSocket, Received, free_port
 from .events_support import (
+    FILTERED,
     GLOBAL,
     cancel,
     claim,
@@ -224,3 +225,22 @@ async def test_unknown_receiving_ae_over_dimse_is_c308(server):
     await server.ups.create(uid(112), new_workitem())
     status = await asyncio.to_thread(_subscribe_over_dimse, server, uid(112), "NOWHERE", False)
     assert status == 0xC308
+
+
+async def test_filtered_global_subscription_over_dimse(http, server, receiver):
+    # UPS-SUB-01/08: N-ACTION Subscribe on 1.2.840.10008.5.1.4.34.5.1 with Matching Keys
+    await create(http, uid(120), **{"00741204": el("LO", "Chest")})
+    await create(http, uid(121), **{"00741204": el("LO", "Head")})
+    info = {"00741234": el("AE", DIMSE_AET), "00741230": el("LO", "TRUE"), "00741204": el("LO", "Chest")}
+
+    def filtered_subscribe() -> int:
+        with dimse_client(server) as scu:
+            return scu.action(FILTERED, 3, info, sop_class=UnifiedProcedureStepWatch).status
+
+    assert await asyncio.to_thread(filtered_subscribe) == 0x0000
+    ev = await receiver.next()  # global with lock: initial State Report of the one match
+    assert (ev.uid, ev.event_type) == (uid(120), 1)
+    await create(http, uid(122), **{"00741204": el("LO", "Head")})
+    await create(http, uid(123), **{"00741204": el("LO", "Chest")})
+    ev = await receiver.next()  # the new matching workitem, not the Head one
+    assert (ev.uid, ev.event_type, ev.state) == (uid(123), 1, "SCHEDULED")

@@ -4,13 +4,16 @@ Subscribe / Unsubscribe / Suspend (PS3.18 11.10-11.12)."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
+from ups_server.db.tables import event_outbox
 from ups_server.ups.errors import Outcome, UPSError
 
 from .event_clients import EventSocket
 from .events_support import (
     FILTERED,
     GLOBAL,
+    cancel,
     claim,
     create,
     global_state,
@@ -188,3 +191,22 @@ async def test_deletion_lock_holds_a_completed_workitem_until_unsubscribed(http,
     await subscribe(http, uid(80), "SUB_L", deletionlock="false")  # re-subscribe w/o lock releases it
     assert await server.events.housekeeper.run_once() == [uid(80)]
     assert (await http.get(f"/workitems/{uid(80)}")).status_code in (404, 410)
+
+
+async def test_canceled_workitem_purged_and_outbox_pruned(http, server):
+    # dcm4chee §4.6: final workitems without a deletion lock are deleted after their delay
+    # (purge_canceled_after); outbox rows older than event_replay_seconds are pruned
+    housekeeper = server.events.housekeeper
+    await create(http, uid(90))
+    await subscribe(http, uid(90), "SUB_M", deletionlock="false")
+    await cancel(http, uid(90), "DESK")
+    assert await housekeeper.run_once() == []  # default -1: never purged
+    housekeeper.canceled_after = 0
+    assert await housekeeper.run_once() == [uid(90)]
+    assert await subscribed(server, "SUB_M") == {}
+    async with server.database.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(event_outbox))).scalar() == 3
+    housekeeper.replay_seconds = 0
+    await housekeeper.run_once()
+    async with server.database.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(event_outbox))).scalar() == 0
