@@ -241,6 +241,20 @@ async def test_fuzzymatching_not_supported(seeded):
     assert r.status_code == 204  # no fuzzy (prefix) matching performed
 
 
+@pytest.mark.parametrize(("param", "text"), [
+    ("emptyvaluematching",
+     "The emptyvaluematching parameter is not supported. Empty Value Matching has not been performed."),
+    ("multiplevaluematching",
+     "The multiplevaluematching parameter is not supported. Multiple Value Matching has not been performed."),
+])
+async def test_other_matching_options_not_supported(seeded, param, text):
+    # UPS-QS-05 (same pattern as fuzzymatching)
+    r = await seeded.get("/workitems", params={"PatientID": "PAT-1", param: "true"}, headers=DICOM_JSON)
+    assert r.status_code == 200 and warning_text(r) == text
+    r = await seeded.get("/workitems", params={"PatientID": "PAT-1", param: "false"}, headers=DICOM_JSON)
+    assert r.status_code == 200 and warning_text(r) is None
+
+
 @pytest.mark.parametrize("query", [
     "limit=abc", "offset=-1", "limit=1&limit=2", "PatientID=a&PatientID=b", "NoSuchKeyword=1",
     "ScheduledProcedureStepStartDateTime=yesterday", "ScheduledProcedureStepStartDateTime=2026-2027-2028",
@@ -289,3 +303,13 @@ async def test_claim_filter(seeded):
     assert r.status_code == 204  # B is no longer SCHEDULED
     r = await seeded.post("/workitems/claim?NoSuchKeyword=1", headers=DICOM_JSON)
     assert r.status_code == 400, r.text
+
+
+async def test_lower_case_tags_in_items_are_matched(http):
+    # DICOM JSON keys are hex: a client writing "0020000d" inside an item is still found
+    uid = "1.2.826.0.1.3680043.10.7.20"
+    ds = new_workitem(**{"0040a370": sq({"0020000d": el("UI", "1.2.826.0.1.3680043.10.7.21"),
+                                         "00080050": el("SH", "ACC-L")})})
+    assert (await http.post(f"/workitems?{uid}", json=ds, headers=DICOM_JSON)).status_code == 201
+    _, uids = await found(http, {"ReferencedRequestSequence.StudyInstanceUID": "1.2.826.0.1.3680043.10.7.21"})
+    assert uids == {uid}

@@ -85,6 +85,7 @@ def validate(ds: Any, where: str = "") -> JsonDataset:
     """Check that ``ds`` is a DICOM JSON dataset; raise InvalidDataset naming the fault."""
     if not isinstance(ds, dict):
         raise InvalidDataset(f"{where or 'dataset'}: expected a JSON object, got {type(ds).__name__}")
+    out: JsonDataset = {}
     for key, elem in ds.items():
         path = f"{where}{key}"
         if not _HEX_TAG.match(key):
@@ -98,9 +99,8 @@ def validate(ds: Any, where: str = "") -> JsonDataset:
             vals = elem["Value"]
             if not isinstance(vals, list):
                 raise InvalidDataset(f"{path}: 'Value' must be an array")
-            if vr == "SQ":
-                for i, item in enumerate(vals):
-                    validate(item, f"{path}[{i}].")
+            if vr == "SQ":  # items keyed like the top level (upper-case hex), so matching finds them
+                elem = {**elem, "Value": [validate(item, f"{path}[{i}].") for i, item in enumerate(vals)]}
             elif vr == "PN":
                 for v in vals:
                     if v is not None and not isinstance(v, dict):
@@ -109,7 +109,8 @@ def validate(ds: Any, where: str = "") -> JsonDataset:
                 for v in vals:
                     if isinstance(v, (dict, list)):
                         raise InvalidDataset(f"{path}: values of VR {vr} must be strings or numbers")
-    return {k.upper(): v for k, v in ds.items()}
+        out[key.upper()] = elem
+    return out
 
 
 def to_pydicom(ds: JsonDataset) -> Dataset:

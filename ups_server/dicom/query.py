@@ -69,6 +69,8 @@ class Query:
     include: list[str] = field(default_factory=list)
     include_all: bool = False
     fuzzy: bool = False
+    empty_value: bool = False  # emptyvaluematching=true (not supported: literal matching)
+    multiple_value: bool = False  # multiplevaluematching=true (not supported)
     limit: int | None = None
     offset: int = 0
 
@@ -224,8 +226,10 @@ def parse_http_query(items: list[tuple[str, str]]) -> Query:
                 query.offset = _int_param(key, value)
             elif lower == "fuzzymatching":
                 query.fuzzy = _bool_param(key, value)
-            elif lower in ("emptyvaluematching", "multiplevaluematching"):
-                _bool_param(key, value)
+            elif lower == "emptyvaluematching":
+                query.empty_value = _bool_param(key, value)
+            elif lower == "multiplevaluematching":
+                query.multiple_value = _bool_param(key, value)
             continue
         if not key:
             raise QueryError("empty query parameter name")

@@ -12,7 +12,12 @@ from ..ups.errors import Transaction, UPSError
 from ..ups.search import where_clause
 from .media import HTTPProblem, check_accept, dicom_json, error_response, service_url
 
+# UPS-QS-05 (PS3.18 8.3.4.2, 8.3.4.5-6): literal matching only, and say so.
 FUZZY_NOT_SUPPORTED = "The fuzzymatching parameter is not supported. Only literal matching has been performed."
+EMPTY_NOT_SUPPORTED = ("The emptyvaluematching parameter is not supported. "
+                       "Empty Value Matching has not been performed.")
+MULTIPLE_NOT_SUPPORTED = ("The multiplevaluematching parameter is not supported. "
+                          "Multiple Value Matching has not been performed.")
 # Query parameters of POST /workitems/claim that are not search keys.
 _CLAIM_PARAMS = ("requester", "transaction-uid", "transaction", "includefield", "limit", "offset")
 
@@ -43,9 +48,8 @@ async def search(request: Request) -> Response:
             query, offset=query.offset, limit=query.limit)
     except (UPSError, HTTPProblem) as exc:
         return error_response(request, exc, Transaction.SEARCH)
-    warnings = []
-    if query.fuzzy:  # UPS-QS-05: literal matching only
-        warnings.append(FUZZY_NOT_SUPPORTED)
+    warnings = [text for flag, text in ((query.fuzzy, FUZZY_NOT_SUPPORTED), (query.empty_value, EMPTY_NOT_SUPPORTED),
+                                        (query.multiple_value, MULTIPLE_NOT_SUPPORTED)) if flag]
     if remaining > 0 and datasets:  # UPS-QS-06
         warnings.append(f"There are {remaining} additional results that can be requested")
     headers = {"Warning": ", ".join(f"299 {service_url(request)}: {w}" for w in warnings)} if warnings else {}
