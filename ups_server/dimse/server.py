@@ -18,6 +18,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from .bridge import Bridge
 from .contexts import add_requested_contexts, add_supported_contexts
+from .reactor import install as install_quiet_reactor
 from .store import handle_echo, make_store_handler
 
 if TYPE_CHECKING:
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ASSOCIATIONS = 64
+QUIET_REACTOR = True  # False: pynetdicom's own 1 ms polling loop
+
+
+def on_connection(event: Event) -> None:
+    """An accepted connection: TCP_NODELAY, and the quiet reactor (``reactor.py``)."""
+    set_nodelay(event)
+    if QUIET_REACTOR and not install_quiet_reactor(event.assoc):
+        log.debug("pynetdicom internals differ: keeping its polling reactor")
 
 
 def set_nodelay(event: Event) -> None:
@@ -66,7 +75,7 @@ class DimseServer:
         from .ups import make_ups_handlers
 
         return [
-            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_CONN_OPEN, on_connection),
             (evt.EVT_REQUESTED, self._check_caller),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, make_store_handler(self)),
