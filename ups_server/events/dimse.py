@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydicom import Dataset
@@ -81,8 +83,11 @@ class DimseDispatcher:
         self._running: dict[str, asyncio.Task] = {}
         self._limit = asyncio.Semaphore(MAX_PARALLEL_AES)
         self._task: asyncio.Task | None = None
+        # own threads: a dead AE waiting out its timeouts never starves asyncio.to_thread users
+        self._executor: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
+        self._executor = ThreadPoolExecutor(MAX_PARALLEL_AES, thread_name_prefix="ups-event-report")
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -94,6 +99,9 @@ class DimseDispatcher:
                 await task
         self._task = None
         self._running.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     async def _run(self) -> None:
         while True:
@@ -128,7 +136,8 @@ class DimseDispatcher:
                     sent: list[int] = []
                     if address:
                         try:
-                            sent = await asyncio.to_thread(self.sender, self.settings.ae_title, aet, address, rows)
+                            send = functools.partial(self.sender, self.settings.ae_title, aet, address, rows)
+                            sent = await asyncio.get_running_loop().run_in_executor(self._executor, send)
                         except Exception:
                             log.exception("N-EVENT-REPORT to %s at %s failed", aet, address)
                     failed = [r["id"] for r in rows if r["id"] not in set(sent)]
