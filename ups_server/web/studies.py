@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
@@ -16,12 +17,14 @@ from ..ingest import catalog
 from ..ingest.model import CANNOT_UNDERSTAND, PROCESSING_FAILURE, IngestError, StoreResult
 from ..ingest.service import IngestService
 from .media import dicom_json, service_url
-from .multipart import MultipartError, content_type_params, parts
+from .multipart import MultipartError, Part, content_type_params, parts
 
 log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
 _CHUNK = 1 << 16
+_PARALLEL_PARTS = 4
+_Failure = tuple[str | None, str | None, int, str]  # SOP class, SOP instance, status, reason
 
 
 def _ingest(request: Request) -> IngestService:
@@ -47,27 +50,39 @@ async def stow(request: Request) -> Response:
     ingest = _ingest(request)
     study = request.path_params.get("study")
     host = request.client.host if request.client else None
-    stored: list[StoreResult] = []
-    failed: list[tuple[str | None, str | None, int, str]] = []
+    slots = asyncio.Semaphore(_PARALLEL_PARTS)  # store a few parts while the next ones arrive
+
+    async def store(part: Part) -> StoreResult | _Failure:
+        try:
+            if part.content_type not in (DICOM, ""):
+                raise IngestError(f"part of type {part.content_type!r}; only {DICOM} is stored")
+            if not part.complete:
+                raise IngestError("the body ended inside this part (no closing delimiter)")
+            return await ingest.store(part.path, source_host=host, expected_study=study)
+        except IngestError as exc:
+            return (exc.sop_class_uid, exc.sop_instance_uid, exc.status, exc.reason)
+        except Exception:  # a database or disk failure: this part fails, the others go on
+            log.exception("STOW-RS: storing a part failed")
+            return (None, None, PROCESSING_FAILURE, "processing failure")
+        finally:
+            part.path.unlink(missing_ok=True)
+            slots.release()
+
+    tasks: list[asyncio.Task[StoreResult | _Failure]] = []
+    broken: MultipartError | None = None
     try:
         async for part in parts(request.stream(), boundary, ingest.blobs.spool):
-            try:
-                if part.content_type not in (DICOM, ""):
-                    raise IngestError(f"part of type {part.content_type!r}; only {DICOM} is stored")
-                if not part.complete:
-                    raise IngestError("the body ended inside this part (no closing delimiter)")
-                stored.append(await ingest.store(part.path, source_host=host, expected_study=study))
-            except IngestError as exc:
-                failed.append((exc.sop_class_uid, exc.sop_instance_uid, exc.status, exc.reason))
-            except Exception:  # a database or disk failure: this part fails, the others go on
-                log.exception("STOW-RS: storing a part failed")
-                failed.append((None, None, PROCESSING_FAILURE, "processing failure"))
-            finally:
-                part.path.unlink(missing_ok=True)
+            await slots.acquire()
+            tasks.append(asyncio.create_task(store(part)))
     except MultipartError as exc:
-        if not stored and not failed:
-            return _problem(400, f"the body is not a multipart/related message: {exc}")
-        failed.append((None, None, CANNOT_UNDERSTAND, str(exc)))
+        broken = exc
+    outcomes = await asyncio.gather(*tasks)
+    stored = [o for o in outcomes if isinstance(o, StoreResult)]
+    failed = [o for o in outcomes if not isinstance(o, StoreResult)]
+    if broken is not None:
+        if not outcomes:
+            return _problem(400, f"the body is not a multipart/related message: {broken}")
+        failed.append((None, None, CANNOT_UNDERSTAND, str(broken)))
     if not stored and not failed:
         return _problem(400, "the request has no parts")
     if not stored and all(f[2] == CANNOT_UNDERSTAND for f in failed):
@@ -77,8 +92,7 @@ async def stow(request: Request) -> Response:
     return dicom_json(_stow_response(service_url(request), stored, failed), status)
 
 
-def _stow_response(base: str, stored: list[StoreResult], failed: list[tuple[str | None, str | None, int, str]]
-                   ) -> JsonDataset:
+def _stow_response(base: str, stored: list[StoreResult], failed: list[_Failure]) -> JsonDataset:
     ds: JsonDataset = {}
     studies = {r.study_uid for r in stored}
     if len(studies) == 1:
