@@ -108,3 +108,22 @@ async def test_condition_on_sending_ae(http, server, settings, tmp_path):
     ds = await workitem(http, read_uid(1, mammo))
     assert ds["00741204"]["Value"] == ["Read from MAMMO7"]
     assert await study_workitems(server, ct) == []
+
+
+async def test_reader_identity_is_the_calling_ae_over_dimse(http, server, settings, tmp_path):
+    """Claims over DIMSE N-ACTION: the calling AE title is the reader; it may not take both reads."""
+    from .dimse_client import UPSClient
+
+    study = uid()
+    await storescu(settings, write(tmp_path, [instance(study)]))
+
+    def claim_as(ae: str, wi: str) -> int:
+        info = {"00741000": {"vr": "CS", "Value": ["IN PROGRESS"]}, "00081195": {"vr": "UI", "Value": [uid()]}}
+        with UPSClient("127.0.0.1", settings.dimse_port, calling_ae=ae, called_ae=settings.ae_title) as scu:
+            return scu.action(wi, 1, info, sop_class="1.2.840.10008.5.1.4.34.6.3").status
+
+    assert await asyncio.to_thread(claim_as, "READER_A", read_uid(1, study)) == 0x0000
+    assert await asyncio.to_thread(claim_as, "READER_A", read_uid(2, study)) == 0x0124
+    assert await asyncio.to_thread(claim_as, "READER_B", read_uid(2, study)) == 0x0000
+    rows = {w["uid"]: w["reader"] for w in await study_workitems(server, study)}
+    assert rows == {read_uid(1, study): "READER_A", read_uid(2, study): "READER_B"}
