@@ -19,11 +19,12 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ups_server.config import Settings
 from ups_server.db.engine import Database
 from ups_server.db.tables import event_outbox
+from ups_server.events.notify import APPLICATION_NAME
 from ups_server.server import Server
 from ups_server.web.app import create_app
 
@@ -227,3 +228,27 @@ async def test_slow_websocket_is_dropped_without_delaying_others(settings):
                 if ev.event_type == 1:
                     assert ev.info["00404041"]["Value"] == ["INCOMPLETE"]
                     break
+
+
+async def test_lost_listen_connection_is_replaced_and_catches_up(settings):
+    # the LISTEN connection is killed: the notifier reconnects and wakes the dispatchers,
+    # so a change made through another process still reaches the WebSocket
+    async with (
+        served(another(settings)) as (a, base_a),
+        served(another(settings)) as (_b, base_b),
+        httpx.AsyncClient(base_url=base_a, timeout=30) as http_a,
+        httpx.AsyncClient(base_url=base_b, timeout=30) as http_b,
+    ):
+        await create(http_b, uid(250))
+        async with EventSocket(ws_url(base_a, "RELISTEN")) as ws:
+            await subscribe(http_a, uid(250), "RELISTEN")
+            assert (await ws.next_for(uid(250))).state == "SCHEDULED"
+            async with a.database.engine.connect() as conn:
+                killed = (await conn.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND datname = current_database()"),
+                    {"name": APPLICATION_NAME})).scalar()
+            assert killed == 2  # one per server
+            await claim(http_b, uid(250), TXN)
+            ev = await ws.next_for(uid(250))
+            assert ev.state == "IN PROGRESS"

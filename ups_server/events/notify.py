@@ -15,6 +15,8 @@ from .outbox import CHANNEL
 
 log = logging.getLogger(__name__)
 
+APPLICATION_NAME = "ups-server-events-listen"
+
 
 def asyncpg_dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -42,7 +44,7 @@ class Notifier:
             conn = None
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await asyncpg.connect(self.dsn, server_settings={"application_name": APPLICATION_NAME})
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, lambda *_: self.wake())
                 self.listening.set()
@@ -52,6 +54,7 @@ class Notifier:
                         await asyncio.wait_for(lost.wait(), 10)
                     if not lost.is_set():
                         await conn.execute("SELECT 1")  # notice a dead connection
+                log.warning("event LISTEN connection closed; reconnecting")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
