@@ -13,8 +13,13 @@ from .workitems import DICOM_JSON
 
 
 @pytest.fixture
-def settings(settings):
-    settings.rules = rules_dir() / "dcm4chee-double-reading.yaml"
+def settings(settings, request, tmp_path):
+    """The shipped dcm4chee rules; with param "performer_only" the option turned on."""
+    text = (rules_dir() / "dcm4chee-double-reading.yaml").read_text()
+    if getattr(request, "param", None) == "performer_only":
+        text = text.replace("performer_only: false", "performer_only: true")
+    settings.rules = tmp_path / "dcm4chee.yaml"
+    settings.rules.write_text(text)
     return settings
 
 
@@ -22,6 +27,23 @@ def _performer(ds) -> str:
     return ds["00404034"]["Value"][0]["00404009"]["Value"][0]["00080100"]["Value"][0]
 
 
+async def test_wiki_flow_any_claimer_and_arbitration_always(http, server):
+    """As in dcm4chee, who claims is not checked; a reader still gets only one read of a study."""
+    study = uid()
+    await stow(http, [part10(instance(study))])
+    r, _ = await claim(http, read_uid(2, study), "UPSSCU")  # upsscu's default calling AE
+    assert r.status_code == 200, r.text
+    r, _ = await claim(http, read_uid(1, study), "UPSSCU")
+    assert r.status_code == 409
+    txn2 = await server.ups.transaction_uid_of(read_uid(2, study))
+    from .reading_flow import complete
+
+    await read(http, read_uid(1, study), "RADIOLOGIST_1", "NORMAL")
+    assert (await complete(http, read_uid(2, study), txn2, "NORMAL")).status_code == 200
+    assert await workitem(http, read_uid(3, study)) is not None
+
+
+@pytest.mark.parametrize("settings", ["performer_only"], indirect=True)
 async def test_preassigned_reads_and_arbitration_always(http, server):
     study = uid()
     inst = instance(study, accession="ACC-42")
