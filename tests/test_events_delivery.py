@@ -252,3 +252,24 @@ async def test_lost_listen_connection_is_replaced_and_catches_up(settings):
             await claim(http_b, uid(250), TXN)
             ev = await ws.next_for(uid(250))
             assert ev.state == "IN PROGRESS"
+
+
+async def test_unreachable_dimse_subscriber_gets_events_in_order_once_it_listens(settings):
+    # at least once, in order: a refused association is retried with backoff (within the
+    # replay window) and the AE then receives every event of the workitem in order
+    receiver = EventReceiver("LATE")
+    async with served(another(settings, ae_table={"LATE": receiver.address})) as (server, base), \
+            httpx.AsyncClient(base_url=base, timeout=30) as http:
+        await create(http, uid(260))
+        await subscribe(http, uid(260), "LATE")  # a gift subscription for the DIMSE AE
+        await claim(http, uid(260), TXN)
+        for _ in range(int(TIMEOUT / 0.05)):  # wait until a delivery attempt has failed
+            async with server.database.engine.connect() as conn:
+                if (await conn.execute(select(func.max(event_outbox.c.dimse_attempts)))).scalar():
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("no failed delivery attempt recorded")
+        with receiver:
+            first, second = await receiver.next_for(uid(260)), await receiver.next_for(uid(260))
+        assert (first.state, second.state) == ("SCHEDULED", "IN PROGRESS")
