@@ -47,7 +47,13 @@ class BlobStore:
             return os.fstat(f.fileno()).st_size
 
     def place(self, temp: Path, relative: str) -> None:
-        """Rename a synced temp file to its final path (atomic; same file system)."""
+        """Rename a synced temp file to its final path (atomic; same file system) and fsync the
+        directory, so that the rename is durable before the index commits."""
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, target)
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -57,7 +57,7 @@ class IngestService:
                     source=source)
                 if not added:
                     return result  # already stored: the stored file is left as it is
-                self.blobs.place(temp, relative)  # the file is in place before the index commits
+                await asyncio.to_thread(self.blobs.place, temp, relative)  # in place before the index commits
                 result.stored = True
                 stored = StoredInstance(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid,
                                         parsed.sop_class_uid, metadata, source_ae, source_host, receiving_ae)
