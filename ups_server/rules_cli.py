@@ -55,7 +55,14 @@ class _RulesOnlyServer:
         from .server import Server
 
         class Headless(Server):
-            def _build_components(self):  # no HTTP / DIMSE listeners for a CLI run
+            def _build_components(self):
+                """No listeners or dispatchers for a CLI run; the event listener still writes
+                the outbox rows (in the rules' transactions) that the running server delivers."""
+                try:
+                    from .events.component import Events
+                except ImportError:
+                    return []
+                self.events = Events(self)
                 return []
 
         return Headless(settings)
