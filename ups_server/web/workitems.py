@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..dicom.dataset import first
-from ..dicom.uids import is_valid_uid
+from ..dicom.uids import is_valid_uid, new_uid
 from ..ups import tags as t
 from ..ups.errors import Outcome, Transaction, UPSError
 from ..ups.service import UPSService
@@ -124,13 +124,12 @@ async def claim_next(request: Request) -> Response:
     """Extension (not in PS3.18): claim the oldest matching SCHEDULED workitem."""
     check_accept(request)
     body = await read_dataset(request, required=False)
-    txn = first(body, t.TRANSACTION_UID) or _param(request, _TXN_PARAMS)
+    txn = first(body, t.TRANSACTION_UID) or _param(request, _TXN_PARAMS) or new_uid()
     from .search import claim_filter  # the search keys of the query string
 
     result = await _service(request).claim_next(claim_filter(request), txn, requester=requester_of(request))
     if result is None:
         return Response(status_code=204)
-    txn = await _service(request).transaction_uid_of(result.uid)
     payload = {**result.dataset, t.TRANSACTION_UID: {"vr": "UI", "Value": [txn]}}
     return dicom_json([payload], headers={"Content-Location": workitem_url(request, result.uid)})
 
