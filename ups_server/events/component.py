@@ -81,9 +81,7 @@ class Events:
         while any(not s.queue.empty() for peers in self.websockets.sessions.values() for s in peers):
             await asyncio.sleep(0.02)
         await self.websockets.flush_marks()
-        running = [t for t in self.dimse._running.values() if not t.done()]
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        await self.dimse.drain()
 
     async def status_change(self, status: str) -> int:
         """SCP Status Change to every AE with a subscription (UPS-EVT-04)."""

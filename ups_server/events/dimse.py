@@ -103,6 +103,12 @@ class DimseDispatcher:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
+    async def drain(self) -> None:
+        """Wait for the deliveries under way (at shutdown, bounded by the caller)."""
+        running = [t for t in self._running.values() if not t.done()]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
