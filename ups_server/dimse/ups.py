@@ -14,7 +14,7 @@ from pydicom import Dataset
 from pynetdicom import evt
 from pynetdicom.events import Event
 
-from ..dicom.dataset import JsonDataset, first, from_pydicom, to_pydicom, vr_of
+from ..dicom.dataset import InvalidDataset, JsonDataset, first, from_pydicom, to_pydicom, vr_of
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION
 from ..ups import tags as t
 from ..ups.errors import Outcome, UPSError
@@ -57,6 +57,8 @@ class UPSHandlers:
             return body()
         except UPSError as exc:
             return of_error(exc), None
+        except InvalidDataset as exc:  # what UPS-RS answers 400 for
+            return status(Outcome.INVALID_ATTRIBUTE_VALUE, str(exc)), None
         except Exception as exc:  # noqa: BLE001 - answered as Processing failure and logged
             return processing_failure(exc, what), None
 
