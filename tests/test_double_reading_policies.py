@@ -101,3 +101,27 @@ async def test_copy_output(http, server):
     arb = await workitem(http, read_uid(3, study))
     sops = [i["00081199"]["Value"][0]["00081155"]["Value"][0] for i in arb["00404021"]["Value"]]
     assert sops == [sr_b]  # the outputs of the read whose completion created it
+
+
+@pytest.mark.parametrize("settings", [("wait", "copy_input")], indirect=True)
+async def test_wait_proceeds_once_a_replacement_read_completes(http, server, tmp_path):
+    """wait: the CANCELED read does not count; a replacement read (a new rule applied to the
+    stored study) completing makes the two COMPLETED reads the arbitration waits for."""
+    from ups_server.rules.engine import RuleEngine
+    from ups_server.rules.loader import load_rules
+    from ups_server.rules.replay import replay_study
+
+    study = uid()
+    await stow(http, [part10(instance(study))])
+    await _cancel(http, read_uid(2, study))
+    await read(http, read_uid(1, study), "READER_A", "NORMAL")
+    assert await workitem(http, read_uid(3, study)) is None
+
+    extra = tmp_path / "replacement.yaml"
+    extra.write_text('on_store:\n  - id: replacement-read\n'
+                     '    workitem: {uid: "4-{StudyInstanceUID}", group: read, label: "Replacement read"}\n')
+    engine = RuleEngine(load_rules(extra), server.ups, "UPS_SERVER", None)
+    report = await replay_study(server.database.engine, engine, study)
+    assert report.effects.created == [read_uid(4, study)]
+    await read(http, read_uid(4, study), "READER_C", "RECALL")
+    assert await workitem(http, read_uid(3, study)) is not None

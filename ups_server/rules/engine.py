@@ -162,11 +162,7 @@ class RuleEngine:
         canceled = [m for m in members if m["state"] == CANCELED]
         if len(completed) + len(canceled) < len(members):
             return None  # a read is still SCHEDULED or IN PROGRESS
-        if canceled and rule.canceled in ("wait", "never"):
-            log.info("rule %s: study %s has a CANCELED %s workitem; policy %s: nothing created",
-                     rule.id, study, rule.group, rule.canceled)
-            return None
-        if not completed or (rule.count is not None and len(members) != rule.count):
+        if not self._enough(rule, study, completed, canceled):
             return None
         if rule.disagreement is not None:
             results = {tuple(str(v) for v in resolve(m["dataset"], rule.disagreement.path)) for m in completed}
@@ -191,6 +187,25 @@ class RuleEngine:
         ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
         log.info("rule %s: created %s for study %s", rule.id, uid, study)
         return uid
+
+    @staticmethod
+    def _enough(rule: OnCompletedRule, study: str, completed: list[Any], canceled: list[Any]) -> bool:
+        """The count / CANCELED policy, once no member is SCHEDULED or IN PROGRESS.
+
+        never: a CANCELED member means nothing is ever created. wait: CANCELED members do not
+        count; ``count`` COMPLETED ones are needed (a replacement read, e.g. from ``rules apply``
+        with a new rule, lets it proceed); without a count, a CANCELED member blocks. proceed:
+        CANCELED members count as done (at least one COMPLETED)."""
+        if not completed:
+            return False
+        if canceled and (rule.canceled == "never" or (rule.canceled == "wait" and rule.count is None)):
+            log.info("rule %s: study %s has a CANCELED %s workitem; policy %s: nothing created",
+                     rule.id, study, rule.group, rule.canceled)
+            return False
+        if rule.count is None:
+            return True
+        done = len(completed) + (len(canceled) if rule.canceled == "proceed" else 0)
+        return done == rule.count
 
     @staticmethod
     def _completed_inputs(mode: str, source: JsonDataset, completed: list[Any]) -> list[JsonDataset]:
