@@ -1,4 +1,7 @@
-"""Black-box fixtures: the real ``python -m ups_server serve`` as a subprocess on free ports.
+"""Black-box fixtures: the installed ``ups-server serve`` as a subprocess on free ports.
+
+The suite tests what ``pip install .`` installed (run from outside the source tree), so a module
+missing from the package fails here; it first checks that the installed package is this tree.
 
 ``ups_server`` gives one running server (fresh data dir, embedded PostgreSQL) per test;
 ``start_ups_server`` is the factory behind it for tests that need extra arguments
@@ -9,6 +12,7 @@ Every server is stopped with SIGTERM at the end and must exit within ``STOP_TIME
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -85,8 +89,29 @@ def _wait_healthy(server: RunningServer) -> None:
     pytest.fail(f"ups-server not healthy after {START_TIMEOUT}s (last: {last}); log:\n{server.log()}")
 
 
+@pytest.fixture(scope="session")
+def ups_server_command(tmp_path_factory) -> str:
+    """The installed console script, after checking that its package holds this tree's modules."""
+    script = shutil.which("ups-server", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if script is None:
+        pytest.fail("no ups-server script: run `pip install .` before the conformance suite")
+    probe = subprocess.run([sys.executable, "-c", "import ups_server, sys; sys.stdout.write(ups_server.__file__)"],
+                           cwd=tmp_path_factory.mktemp("probe"), capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.fail(f"ups_server is not installed: run `pip install .` first\n{probe.stderr}")
+    installed = Path(probe.stdout).parent
+    stale = [str(source.relative_to(REPO)) for source in sorted((REPO / "ups_server").rglob("*.py"))
+             if not (installed / source.relative_to(REPO / "ups_server")).is_file()
+             or (installed / source.relative_to(REPO / "ups_server")).read_bytes() != source.read_bytes()]
+    if stale:
+        pytest.fail(f"the installed ups_server ({installed}) differs from this tree in {len(stale)} "
+                    f"module(s) ({', '.join(stale[:5])}{', ...' if len(stale) > 5 else ''}): "
+                    "run `pip install .` (or fix the package list in pyproject.toml)")
+    return script
+
+
 @pytest.fixture
-def start_ups_server(tmp_path_factory) -> Iterator[Callable[..., RunningServer]]:
+def start_ups_server(tmp_path_factory, ups_server_command) -> Iterator[Callable[..., RunningServer]]:
     """Factory: ``start_ups_server(*extra_args, data_dir=None, ae_title="UPS_SERVER")``."""
     started: list[RunningServer] = []
 
@@ -96,14 +121,14 @@ def start_ups_server(tmp_path_factory) -> Iterator[Callable[..., RunningServer]]
         http_port, dimse_port = free_port(), free_port()
         log_path = data_dir / f"server-{http_port}.log"
         args = [
-            sys.executable, "-m", "ups_server", "serve",
+            ups_server_command, "serve",
             "--data-dir", str(data_dir), "--http-port", str(http_port), "--dimse-port", str(dimse_port),
             "--ae-title", ae_title, "--base-path", BASE_PATH, *extra_args,
         ]
         environ = {k: v for k, v in os.environ.items() if not k.startswith("UPS_")}
         environ.update(env or {})
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=environ)
+            process = subprocess.Popen(args, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT, env=environ)
         server = RunningServer(process, f"http://127.0.0.1:{http_port}{BASE_PATH}", http_port, dimse_port,
                                ae_title, data_dir, log_path, args)
         started.append(server)
