@@ -7,6 +7,7 @@ import io
 import pydicom
 
 from .dicom_instances import instance, multipart, part10, uid
+from .reading_flow import read_uid, referenced_sops, workitem
 
 FAILED, REFERENCED, RETRIEVE_URL, REASON = "00081198", "00081199", "00081190", "00081197"
 
@@ -116,3 +117,24 @@ async def test_stow_truncated_body_fails_last_part_only(http):
     r = await http.post("/studies", content=cut, headers={"Content-Type": ctype})
     assert r.status_code == 202, r.text
     assert len(r.json()[REFERENCED]["Value"]) == 1 and len(r.json()[FAILED]["Value"]) == 1
+
+
+async def test_stow_of_many_parts_keeps_order_and_fails_bad_parts_only(http):
+    """More parts than one store transaction takes (STOW-RS stores batches of parts), with a
+    non-DICOM part, a part of another study and a repeated instance in between."""
+    study, series = uid(), uid()
+    good = [instance(study, series, InstanceNumber=n) for n in range(1, 71)]
+    parts = [part10(ds) for ds in good]
+    parts[10:10] = [b"not DICOM"]
+    parts[40:40] = [part10(instance(uid()))]  # of another study than the URL names
+    parts.append(part10(good[3]))  # the same instance again: stored once, referenced once
+    r = await _stow(http, parts, f"/studies/{study}")
+    assert r.status_code == 202, r.text
+    body = r.json()
+    referenced = [x["00081155"]["Value"][0] for x in body[REFERENCED]["Value"]]
+    assert referenced == [ds.SOPInstanceUID for ds in good] + [good[3].SOPInstanceUID]
+    assert [x[REASON]["Value"][0] for x in body[FAILED]["Value"]] == [0xC000, 0xA900]
+    assert len((await http.get(f"/studies/{study}/series/{series}/instances")).json()) == 70
+    for n in (1, 2):  # the rules saw every stored instance exactly once
+        refs = referenced_sops(await workitem(http, read_uid(n, study)))
+        assert sorted(refs) == sorted(ds.SOPInstanceUID for ds in good)

@@ -46,14 +46,18 @@ class BlobStore:
             os.fsync(f.fileno())
             return os.fstat(f.fileno()).st_size
 
-    def place(self, temp: Path, relative: str) -> None:
-        """Rename a synced temp file to its final path (atomic; same file system) and fsync the
-        directory, so that the rename is durable before the index commits."""
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(temp, target)
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def place(self, moves: list[tuple[Path, str]]) -> None:
+        """Rename synced temp files to their final paths (atomic; same file system) and fsync each
+        directory once, so that the renames are durable before the index commits."""
+        directories = set()
+        for temp, relative in moves:
+            target = self.path(relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, target)
+            directories.add(target.parent)
+        for directory in directories:
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

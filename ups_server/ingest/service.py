@@ -1,9 +1,10 @@
-"""IngestService: store one instance (blob, index, on_store hooks) - shared by STOW-RS and C-STORE.
+"""IngestService: store instances (blob, index, on_store hooks) - shared by STOW-RS and C-STORE.
 
-A store parses and checks the instance, writes the file (temp + fsync + rename) before the
-index commits, then in ONE transaction: takes the study's advisory lock, indexes the instance
-and runs the on_store hooks (the rules). Hooks guard themselves with SAVEPOINTs, so a failing
-rule never loses the stored instance.
+A store parses and checks each instance and syncs its file in a temp path, then in ONE
+transaction: takes the studies' advisory locks, indexes the instances, renames their files into
+place (directory synced before the commit) and runs the on_store hooks (the rules) once for the
+new ones. C-STORE stores one instance a transaction; STOW-RS a batch of parts. Hooks guard
+themselves with SAVEPOINTs, so a failing rule never loses a stored instance.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import Dataset
@@ -25,8 +27,10 @@ __all__ = ["IngestError", "IngestService", "StoreResult", "StoredInstance"]
 
 log = logging.getLogger(__name__)
 
-# An on_store hook: runs inside the store transaction; returns how many rules failed.
-StoreHook = Callable[[AsyncConnection, StoredInstance], Awaitable[int]]
+# An on_store hook: runs inside the store transaction for the instances that transaction newly
+# stored; returns, for each of them, how many rules failed.
+StoreHook = Callable[[AsyncConnection, list[StoredInstance]], Awaitable[list[int]]]
+Storable = bytes | Dataset | Path
 
 
 class IngestService:
@@ -35,37 +39,76 @@ class IngestService:
         self.blobs = BlobStore(Path(data_dir) / "blobs")
         self.on_store: list[StoreHook] = []
 
-    async def store(self, data: bytes | Dataset | Path, *, source_ae: str | None = None,
-                    source_host: str | None = None, receiving_ae: str | None = None,
-                    expected_study: str | None = None) -> StoreResult:
+    async def store(self, data: Storable, *, source_ae: str | None = None, source_host: str | None = None,
+                    receiving_ae: str | None = None, expected_study: str | None = None) -> StoreResult:
         """Store one instance. ``data``: a Part 10 file (bytes, or a path to a spooled file that
         is moved into the store), or a pydicom Dataset with ``file_meta`` (DIMSE C-STORE).
         ``expected_study``: refuse an instance of another study (STOW-RS to /studies/{study}).
         Raises IngestError for input that is not a storable DICOM instance."""
-        parsed, metadata, temp, size = await asyncio.to_thread(self._prepare, data, expected_study)
-        result = StoreResult(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid, parsed.sop_class_uid,
-                             parsed.transfer_syntax, stored=False)
-        relative = self.blobs.relative_path(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid)
+        [result] = await self.store_many([data], source_ae=source_ae, source_host=source_host,
+                                         receiving_ae=receiving_ae, expected_study=expected_study)
+        if isinstance(result, IngestError):
+            raise result
+        return result
+
+    async def store_many(self, items: list[Storable], *, source_ae: str | None = None,
+                         source_host: str | None = None, receiving_ae: str | None = None,
+                         expected_study: str | None = None) -> list[StoreResult | IngestError]:
+        """Store several instances (a STOW-RS request) in ONE transaction: each is parsed and its
+        file synced on its own (a bad one gives its IngestError), then the study locks are taken
+        (in UID order), every instance is indexed and the rules run once for the new ones."""
+        prepared = await asyncio.gather(*(asyncio.to_thread(self._prepare_or_error, d, expected_study)
+                                          for d in items))
+        results: list[StoreResult | IngestError] = []
+        ready: list[tuple[int, _Prepared]] = []
+        for i, p in enumerate(prepared):
+            if isinstance(p, IngestError):
+                results.append(p)
+                continue
+            results.append(StoreResult(p.parsed.study_uid, p.parsed.series_uid, p.parsed.sop_instance_uid,
+                                       p.parsed.sop_class_uid, p.parsed.transfer_syntax, stored=False))
+            ready.append((i, p))
+        if not ready:
+            return results
         source = {"source_ae": source_ae, "source_host": source_host, "receiving_ae": receiving_ae}
         try:
             async with self.engine.begin() as conn:
-                await index.lock_study(conn, parsed.study_uid)
-                added = await index.add_instance(
-                    conn, study_uid=parsed.study_uid, series_uid=parsed.series_uid,
-                    sop_uid=parsed.sop_instance_uid, sop_class_uid=parsed.sop_class_uid,
-                    transfer_syntax=parsed.transfer_syntax, path=relative, size=size, metadata=metadata,
-                    source=source)
-                if not added:
-                    return result  # already stored: the stored file is left as it is
-                await asyncio.to_thread(self.blobs.place, temp, relative)  # in place before the index commits
-                result.stored = True
-                stored = StoredInstance(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid,
-                                        parsed.sop_class_uid, metadata, source_ae, source_host, receiving_ae)
-                for hook in self.on_store:
-                    result.rule_failures += await hook(conn, stored)
+                for study in sorted({p.parsed.study_uid for _, p in ready}):
+                    await index.lock_study(conn, study)
+                new: list[tuple[int, StoredInstance]] = []
+                moves: list[tuple[Path, str]] = []
+                for i, p in ready:
+                    parsed = p.parsed
+                    relative = self.blobs.relative_path(parsed.study_uid, parsed.series_uid,
+                                                        parsed.sop_instance_uid)
+                    added = await index.add_instance(
+                        conn, study_uid=parsed.study_uid, series_uid=parsed.series_uid,
+                        sop_uid=parsed.sop_instance_uid, sop_class_uid=parsed.sop_class_uid,
+                        transfer_syntax=parsed.transfer_syntax, path=relative, size=p.size, metadata=p.metadata,
+                        source=source)
+                    if not added:
+                        continue  # already stored: the stored file is left as it is
+                    moves.append((p.temp, relative))
+                    new.append((i, StoredInstance(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid,
+                                                  parsed.sop_class_uid, p.metadata, source_ae, source_host,
+                                                  receiving_ae)))
+                    results[i].stored = True  # type: ignore[union-attr]
+                if moves:
+                    await asyncio.to_thread(self.blobs.place, moves)  # durable before the index commits
+                for hook in self.on_store if new else ():
+                    failures = await hook(conn, [inst for _, inst in new])
+                    for (i, _), n in zip(new, failures, strict=True):
+                        results[i].rule_failures += n  # type: ignore[union-attr]
         finally:
-            temp.unlink(missing_ok=True)
-        return result
+            for _, p in ready:
+                p.temp.unlink(missing_ok=True)
+        return results
+
+    def _prepare_or_error(self, data: Storable, expected_study: str | None) -> _Prepared | IngestError:
+        try:
+            return _Prepared(*self._prepare(data, expected_study))
+        except IngestError as exc:
+            return exc
 
     def _prepare(self, data: bytes | Dataset | Path, expected_study: str | None
                  ) -> tuple[ParsedInstance, dict, Path, int]:
@@ -105,6 +148,14 @@ def _parse(data: bytes | Dataset | Path) -> tuple[ParsedInstance, dict]:
     except Exception as exc:  # noqa: BLE001 - undecodable values fail in many ways
         raise IngestError(f"cannot convert the instance to DICOM JSON: {exc}") from None
     return parsed, metadata
+
+
+@dataclass
+class _Prepared:
+    parsed: ParsedInstance
+    metadata: dict
+    temp: Path
+    size: int
 
 
 def _discard(parsed: ParsedInstance) -> None:

@@ -56,55 +56,74 @@ class RuleEngine:
 
     # ---- on_store -----------------------------------------------------------------------------
 
-    async def on_store(self, conn: AsyncConnection, inst: StoredInstance, effects: Effects | None = None) -> int:
-        """The ingest hook: every matching on_store rule; returns how many failed.
+    async def on_store(self, conn: AsyncConnection, insts: list[StoredInstance],
+                       effects: Effects | None = None) -> list[int]:
+        """The ingest hook for the instances one store transaction added: every matching
+        on_store rule; returns, per instance, how many rules failed for it.
 
-        Fast path: all matching rules under one SAVEPOINT. If any fails, that savepoint is rolled
-        back and each rule runs again under its own, so that only the failing ones are lost."""
+        Fast path: all effects under one SAVEPOINT, one create-or-append per workitem (however
+        many of the instances it references). If anything fails, that savepoint is rolled back
+        and each (instance, rule) runs again under its own, so that only the failing ones are lost."""
         effects = effects if effects is not None else Effects()
-        special = {SENDING_AE: inst.source_ae, SENDING_HOST: inst.source_host, RECEIVING_AE: inst.receiving_ae}
-        matching = [rule for rule in self.rules.on_store if all_hold(rule.when, inst.metadata, special)]
-        if not matching:
-            return 0
+        plan = self._plan(insts)
+        if not plan:
+            return [0] * len(insts)
         attempt = Effects()
         try:
             async with conn.begin_nested():
-                for rule in matching:
-                    await self._apply_store_rule(conn, rule, inst, attempt, special)
-        except Exception as exc:  # noqa: BLE001 - retried rule by rule below, where failures are logged
-            log.debug("on_store rules for %s: %s; retrying rule by rule", inst.sop_instance_uid, exc)
+                for rule, uid, group in plan:
+                    await self._apply_store_rule(conn, rule, uid, group, attempt)
+        except Exception as exc:  # noqa: BLE001 - retried one by one below, where failures are logged
+            log.debug("on_store rules for %d instance(s): %s; retrying one by one", len(insts), exc)
         else:
             effects.created += attempt.created
             effects.appended += attempt.appended
-            return 0
-        failures = 0
-        for rule in matching:
-            try:
-                async with conn.begin_nested():
-                    await self._apply_store_rule(conn, rule, inst, effects, special)
-            except Exception as exc:
-                failures += 1
-                effects.failed.append(rule.id)
-                log.exception("on_store rule %s (%s) failed for study %s instance %s", rule.id, rule.source,
-                              inst.study_uid, inst.sop_instance_uid)
-                await _record_failure(conn, rule.id, "on_store", inst.study_uid, str(exc) or repr(exc),
-                                      sop=inst.sop_instance_uid)
+            return [0] * len(insts)
+        failures = []
+        for inst in insts:
+            failed = 0
+            for rule, uid, group in plan:
+                if not any(member is inst for member in group):
+                    continue
+                try:
+                    async with conn.begin_nested():
+                        await self._apply_store_rule(conn, rule, uid, [inst], effects)
+                except Exception as exc:
+                    failed += 1
+                    effects.failed.append(rule.id)
+                    log.exception("on_store rule %s (%s) failed for study %s instance %s", rule.id, rule.source,
+                                  inst.study_uid, inst.sop_instance_uid)
+                    await _record_failure(conn, rule.id, "on_store", inst.study_uid, str(exc) or repr(exc),
+                                          sop=inst.sop_instance_uid)
+            failures.append(failed)
         return failures
 
-    async def _apply_store_rule(self, conn: AsyncConnection, rule: OnStoreRule, inst: StoredInstance,
-                                effects: Effects, special: dict[str, str | None]) -> None:
-        tpl = rule.workitem
-        extra = {k: v for k, v in special.items() if v is not None}
-        uid = name_based_uid(render(tpl.uid, inst.metadata, extra)) if tpl.uid else new_uid()
-        if tpl.input_information == "append":
-            # the common case (a later instance of the study): lock, append, tell listeners
-            def append(ds: JsonDataset) -> JsonDataset | None:
-                added = add_reference(ds, inst.study_uid, inst.series_uid, inst.sop_class_uid,
-                                      inst.sop_instance_uid, self.retrieve_ae, self.retrieve_url)
-                return ds if added else None
+    def _plan(self, insts: list[StoredInstance]) -> list[tuple[OnStoreRule, str, list[StoredInstance]]]:
+        """(rule, workitem UID, the instances it applies to) in rule order, then first sight."""
+        plan: dict[tuple[str, str], tuple[OnStoreRule, str, list[StoredInstance]]] = {}
+        for rule in self.rules.on_store:
+            for inst in insts:
+                special = _special(inst)
+                if not all_hold(rule.when, inst.metadata, special):
+                    continue
+                tpl = rule.workitem
+                uid = name_based_uid(render(tpl.uid, inst.metadata, _present(special))) if tpl.uid else new_uid()
+                plan.setdefault((rule.id, uid), (rule, uid, []))[2].append(inst)
+        return list(plan.values())
 
+    async def _apply_store_rule(self, conn: AsyncConnection, rule: OnStoreRule, uid: str,
+                                group: list[StoredInstance], effects: Effects) -> None:
+        tpl = rule.workitem
+
+        def add_all(ds: JsonDataset) -> JsonDataset | None:
+            added = [add_reference(ds, i.study_uid, i.series_uid, i.sop_class_uid, i.sop_instance_uid,
+                                   self.retrieve_ae, self.retrieve_url) for i in group]
+            return ds if any(added) else None
+
+        if tpl.input_information == "append":
+            # the common case (later instances of the study): lock, append, tell listeners
             try:
-                if await self.ups.amend_in(conn, uid, append) is not None:
+                if await self.ups.amend_in(conn, uid, add_all) is not None:
                     effects.appended.append(uid)
                 return  # appended, already referenced, or no longer SCHEDULED: not changed
             except UPSError as exc:
@@ -112,12 +131,15 @@ class RuleEngine:
                     raise
         elif (await conn.execute(select(workitems.c.uid).where(workitems.c.uid == uid))).first() is not None:
             return  # single / none: the first instance made it; later ones change nothing
-        ds = build_workitem(tpl, inst.metadata, inst.study_uid, datetime.now(UTC), extra)
+        first = group[0]
+        ds = build_workitem(tpl, first.metadata, first.study_uid, datetime.now(UTC), _present(_special(first)))
         if tpl.input_information != "none":
-            ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(inst)]}
+            ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(first)]}
+            if tpl.input_information == "append":
+                add_all(ds)
         if await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group) is not None:
             await conn.execute(pg_insert(rule_workitems).values(
-                workitem_uid=uid, rule=rule.id, study_uid=inst.study_uid, performer_only=tpl.performer_only,
+                workitem_uid=uid, rule=rule.id, study_uid=first.study_uid, performer_only=tpl.performer_only,
             ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
             effects.created.append(uid)
 
@@ -216,6 +238,14 @@ class RuleEngine:
         if mode == "merge_outputs":
             return [item for m in completed for item in outputs_of(m["dataset"])]
         return []
+
+
+def _special(inst: StoredInstance) -> dict[str, str | None]:
+    return {SENDING_AE: inst.source_ae, SENDING_HOST: inst.source_host, RECEIVING_AE: inst.receiving_ae}
+
+
+def _present(special: dict[str, str | None]) -> dict[str, str]:
+    return {k: v for k, v in special.items() if v is not None}
 
 
 async def _record_failure(conn: AsyncConnection, rule: str, trigger: str, study: str | None, error: str, *,

@@ -28,11 +28,10 @@ async def replay_study(db: AsyncEngine, rules: RuleEngine, study_uid: str, dry_r
         trans = await conn.begin()
         try:
             await index.lock_study(conn, study_uid)
-            for row in rows:
-                inst = StoredInstance(row["study_uid"], row["series_uid"], row["sop_instance_uid"],
-                                      row["sop_class_uid"], row["metadata"], row["source_ae"], row["source_host"],
-                                      row["receiving_ae"])
-                await rules.on_store(conn, inst, effects)
+            insts = [StoredInstance(row["study_uid"], row["series_uid"], row["sop_instance_uid"],
+                                    row["sop_class_uid"], row["metadata"], row["source_ae"], row["source_host"],
+                                    row["receiving_ae"]) for row in rows]
+            await rules.on_store(conn, insts, effects)
         except BaseException:
             await trans.rollback()
             raise

@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
 _CHUNK = 1 << 16
-_PARALLEL_PARTS = 4
+_BATCH = 32  # parts stored in one transaction (one study lock, one rules pass)
+_BATCHES_IN_FLIGHT = 2
 _Failure = tuple[str | None, str | None, int, str]  # SOP class, SOP instance, status, reason
+_PROCESSING_FAILURE: _Failure = (None, None, PROCESSING_FAILURE, "processing failure")
 
 
 def _ingest(request: Request) -> IngestService:
@@ -50,33 +52,43 @@ async def stow(request: Request) -> Response:
     ingest = _ingest(request)
     study = request.path_params.get("study")
     host = request.client.host if request.client else None
-    slots = asyncio.Semaphore(_PARALLEL_PARTS)  # store a few parts while the next ones arrive
+    slots = asyncio.Semaphore(_BATCHES_IN_FLIGHT)  # store a batch while the next parts arrive
 
-    async def store(part: Part) -> StoreResult | _Failure:
+    async def store(batch: list[Part]) -> list[StoreResult | _Failure]:
+        outcomes: list[StoreResult | _Failure | None] = [_unstorable(part) for part in batch]
+        storable = [k for k, outcome in enumerate(outcomes) if outcome is None]
         try:
-            if part.content_type not in (DICOM, ""):
-                raise IngestError(f"part of type {part.content_type!r}; only {DICOM} is stored")
-            if not part.complete:
-                raise IngestError("the body ended inside this part (no closing delimiter)")
-            return await ingest.store(part.path, source_host=host, expected_study=study)
-        except IngestError as exc:
-            return (exc.sop_class_uid, exc.sop_instance_uid, exc.status, exc.reason)
-        except Exception:  # a database or disk failure: this part fails, the others go on
-            log.exception("STOW-RS: storing a part failed")
-            return (None, None, PROCESSING_FAILURE, "processing failure")
+            results = await ingest.store_many([batch[k].path for k in storable], source_host=host,
+                                              expected_study=study)
+            for k, result in zip(storable, results, strict=True):
+                outcomes[k] = result if isinstance(result, StoreResult) else _failure(result)
+        except Exception:  # a database or disk failure: this batch fails (nothing of it is kept), the others go on
+            log.exception("STOW-RS: storing %d part(s) failed", len(storable))
         finally:
-            part.path.unlink(missing_ok=True)
+            for part in batch:
+                part.path.unlink(missing_ok=True)
             slots.release()
+        return [_PROCESSING_FAILURE if outcome is None else outcome for outcome in outcomes]
 
-    tasks: list[asyncio.Task[StoreResult | _Failure]] = []
+    tasks: list[asyncio.Task[list[StoreResult | _Failure]]] = []
+    batch: list[Part] = []
     broken: MultipartError | None = None
+
+    async def flush() -> None:
+        await slots.acquire()
+        tasks.append(asyncio.create_task(store(batch.copy())))
+        batch.clear()
+
     try:
         async for part in parts(request.stream(), boundary, ingest.blobs.spool):
-            await slots.acquire()
-            tasks.append(asyncio.create_task(store(part)))
+            batch.append(part)
+            if len(batch) == _BATCH:
+                await flush()
     except MultipartError as exc:
         broken = exc
-    outcomes = await asyncio.gather(*tasks)
+    if batch:
+        await flush()
+    outcomes = [o for batch_outcomes in await asyncio.gather(*tasks) for o in batch_outcomes]
     stored = [o for o in outcomes if isinstance(o, StoreResult)]
     failed = [o for o in outcomes if not isinstance(o, StoreResult)]
     if broken is not None:
@@ -90,6 +102,18 @@ async def stow(request: Request) -> Response:
     else:
         status = 200 if not failed else (202 if stored else 409)
     return dicom_json(_stow_response(service_url(request), stored, failed), status)
+
+
+def _unstorable(part: Part) -> _Failure | None:
+    if part.content_type not in (DICOM, ""):
+        return (None, None, CANNOT_UNDERSTAND, f"part of type {part.content_type!r}; only {DICOM} is stored")
+    if not part.complete:
+        return (None, None, CANNOT_UNDERSTAND, "the body ended inside this part (no closing delimiter)")
+    return None
+
+
+def _failure(exc: IngestError) -> _Failure:
+    return (exc.sop_class_uid, exc.sop_instance_uid, exc.status, exc.reason)
 
 
 def _stow_response(base: str, stored: list[StoreResult], failed: list[_Failure]) -> JsonDataset:
