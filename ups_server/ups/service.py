@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, exists, insert, select, true, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -188,7 +188,7 @@ class UPSService:
         stmt = (
             update(workitems)
             .where(workitems.c.uid == uid)
-            .values(**index_columns(ds), updated_at=_sql_now(), **extra)
+            .values(**index_columns(ds), updated_at=func.now(), **extra)
             .returning(workitems)
         )
         return dict((await conn.execute(stmt)).mappings().one())
@@ -341,9 +341,12 @@ class UPSService:
         return await search(self.engine, query, offset=offset, limit=limit, for_dimse=for_dimse)
 
 
+_OTHER = workitems.alias("other")  # built once: an alias costs a column collection each time
+
+
 def _reader_holds_read(reader: str) -> ColumnElement[bool]:
     """The candidate's study already has a read of the same group held by ``reader``."""
-    other = workitems.alias("other")
+    other = _OTHER
     return exists().where(
         and_(
             workitems.c.read_group.is_not(None),
@@ -352,12 +355,6 @@ def _reader_holds_read(reader: str) -> ColumnElement[bool]:
             other.c.reader == reader,
         )
     )
-
-
-def _sql_now():
-    from sqlalchemy import func
-
-    return func.now()
 
 
 def _fill_cancellation(ds: JsonDataset, info: JsonDataset | None) -> None:
