@@ -11,7 +11,6 @@ holds up its own events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from ..dicom.dataset import to_pydicom
 from ..dicom.uids import UPS_EVENT, UPS_PUSH
 from . import outbox
 from .messages import affected_instance, message_id
+from .tasks import cancel, run_when_woken
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,7 @@ class DimseDispatcher:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._running.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel(self._task, *self._running.values())
         self._task = None
         self._running.clear()
         if self._executor is not None:
@@ -110,17 +105,7 @@ class DimseDispatcher:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
-            self.wake.clear()
-            try:
-                await self.dispatch_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("DIMSE event dispatch failed; retrying")
-                await asyncio.sleep(1)
+        await run_when_woken(self.wake, self.dispatch_once, POLL_SECONDS, "DIMSE event dispatch")
 
     async def dispatch_once(self) -> None:
         async with self.engine.connect() as conn:

@@ -5,7 +5,6 @@ window. Every process runs it; the statements are idempotent."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import and_, delete, exists, func, literal_column
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..db.tables import cancel_requests, subscriptions, workitems
 from ..ups.attributes import CANCELED, COMPLETED
 from . import outbox
+from .tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,8 @@ class Housekeeper:
             self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -12,6 +12,7 @@ import asyncpg
 from sqlalchemy.engine import URL
 
 from .outbox import CHANNEL
+from .tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,8 @@ class Notifier:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import outbox
 from .messages import websocket_message
+from .tasks import cancel, run_when_woken
 
 log = logging.getLogger(__name__)
 
@@ -142,28 +143,13 @@ class WebSocketDispatcher:
         self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._run_marks())]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel(*self._tasks)
         self._tasks = []
         with contextlib.suppress(Exception):
             await self.flush_marks()
 
     async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
-            self.wake.clear()
-            try:
-                await self.dispatch_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("WebSocket event dispatch failed; retrying")
-                await asyncio.sleep(1)
-                self.wake.set()
+        await run_when_woken(self.wake, self.dispatch_once, POLL_SECONDS, "WebSocket event dispatch")
 
     async def _run_marks(self) -> None:
         while True:
