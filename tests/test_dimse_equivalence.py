@@ -269,6 +269,8 @@ CASES = [
          change_state("IN PROGRESS", TXN, context=UPS_WATCH)),
     Case("claim without Transaction UID", "UPS-STATE-05", scheduled, change_state("IN PROGRESS", None),
          Outcome.TRANSACTION_UID_MISSING),
+    Case("claim with a Transaction UID that is not a UID", "UPS-TXN-01", scheduled,
+         change_state("IN PROGRESS", "not-a-uid"), Outcome.INVALID_ATTRIBUTE_VALUE),
     Case("claim with wrong Transaction UID", "UPS-STATE-04", in_progress, change_state("IN PROGRESS", OTHER_TXN),
          Outcome.TRANSACTION_UID_INCORRECT),
     Case("claim twice", "UPS-STATE-04", in_progress, change_state("IN PROGRESS", TXN), Outcome.ALREADY_IN_PROGRESS),

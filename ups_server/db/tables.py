@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -18,6 +20,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
+
+# Text copied from a dataset into an indexed column is cut to this many characters (a B-tree
+# entry must stay under ~2.7 KB); the whole value stays in the row's DICOM JSON.
+INDEXED_TEXT_MAX = 256
+
+
+def indexed_text(value: Any) -> Any:
+    return value[:INDEXED_TEXT_MAX] if isinstance(value, str) else value
+
 
 # One row per UPS instance. ``dataset`` is the full DICOM JSON without the Transaction UID;
 # the other columns are the matching keys PS3.4 Table CC.2.5-3 requires, kept in sync by

@@ -105,12 +105,19 @@ def validate(ds: Any, where: str = "") -> JsonDataset:
                 for v in vals:
                     if v is not None and not isinstance(v, dict):
                         raise InvalidDataset(f"{path}: PN values must be objects with 'Alphabetic'")
+                    _check_text(path, *(v or {}).values())
             else:
                 for v in vals:
                     if isinstance(v, (dict, list)):
                         raise InvalidDataset(f"{path}: values of VR {vr} must be strings or numbers")
+                    _check_text(path, v)
         out[key.upper()] = elem
     return out
+
+
+def _check_text(path: str, *texts: Any) -> None:
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        raise InvalidDataset(f"{path}: a value holds a NUL character")
 
 
 def to_pydicom(ds: JsonDataset) -> Dataset:

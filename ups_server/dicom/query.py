@@ -182,13 +182,17 @@ def _http_values(tag: str, vr: str, value: str) -> list[str]:
     return values
 
 
-def _int_param(name: str, value: str) -> int:
+MAX_INT_PARAM = 2**31 - 1
+
+
+def int_param(name: str, value: str) -> int:
+    """``limit`` / ``offset``: an integer from 0 to MAX_INT_PARAM, else QueryError."""
     try:
         number = int(value)
     except ValueError:
-        raise QueryError(f"{name}={value!r}: expected a non-negative integer") from None
-    if number < 0:
-        raise QueryError(f"{name}={value!r}: expected a non-negative integer")
+        number = -1
+    if not 0 <= number <= MAX_INT_PARAM:
+        raise QueryError(f"{name}={value!r}: expected an integer from 0 to {MAX_INT_PARAM}")
     return number
 
 
@@ -221,9 +225,9 @@ def parse_http_query(items: list[tuple[str, str]]) -> Query:
                 raise QueryError(f"{key} is given more than once")
             seen_control.add(lower)
             if lower == "limit":
-                query.limit = _int_param(key, value)
+                query.limit = int_param(key, value)
             elif lower == "offset":
-                query.offset = _int_param(key, value)
+                query.offset = int_param(key, value)
             elif lower == "fuzzymatching":
                 query.fuzzy = _bool_param(key, value)
             elif lower == "emptyvaluematching":

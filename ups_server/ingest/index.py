@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.tables import instances, series, studies
+from ..db.tables import indexed_text, instances, series, studies
 from ..dicom.dataset import JsonDataset, first
 
 STUDY_TAGS = (
@@ -36,12 +36,14 @@ async def add_instance(conn: AsyncConnection, *, study_uid: str, series_uid: str
     """Index one instance, with its study and series rows on first sight, in ONE statement.
     False when the instance was already indexed."""
     study = pg_insert(studies).values(
-        study_uid=study_uid, patient_id=first(metadata, "00100020"), patient_name=first(metadata, "00100010"),
-        accession_number=first(metadata, "00080050"), study_date=first(metadata, "00080020"),
+        study_uid=study_uid, patient_id=indexed_text(first(metadata, "00100020")),
+        patient_name=indexed_text(first(metadata, "00100010")),
+        accession_number=indexed_text(first(metadata, "00080050")),
+        study_date=indexed_text(first(metadata, "00080020")),
         attributes=pick(metadata, STUDY_TAGS),
     ).on_conflict_do_nothing(index_elements=["study_uid"]).cte("new_study")
     serie = pg_insert(series).values(
-        series_uid=series_uid, study_uid=study_uid, modality=first(metadata, "00080060"),
+        series_uid=series_uid, study_uid=study_uid, modality=indexed_text(first(metadata, "00080060")),
         attributes=pick(metadata, SERIES_TAGS),
     ).on_conflict_do_nothing(index_elements=["series_uid"]).cte("new_series")
     stmt = pg_insert(instances).values(

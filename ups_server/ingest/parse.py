@@ -116,4 +116,16 @@ def _checked(ds: Dataset, encoded: bytes | None, source: Path | None) -> ParsedI
 def metadata_json(ds: Dataset) -> dict[str, Any]:
     """The instance's DICOM JSON without bulk data (elements above 1 KiB of binary are left out)."""
     out = ds.to_json_dict(bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=lambda elem: "")
-    return {k.upper(): v for k, v in out.items() if not (isinstance(v, dict) and "BulkDataURI" in v)}
+    return {k.upper(): _without_nul(v) for k, v in out.items() if not (isinstance(v, dict) and "BulkDataURI" in v)}
+
+
+def _without_nul(value: Any) -> Any:
+    """NUL characters removed from the strings (padding some devices write; JSONB cannot hold
+    them). The stored file keeps its bytes; only the index copy is cleaned."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    return value

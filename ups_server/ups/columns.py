@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..db.tables import indexed_text
 from ..dicom.dataset import JsonDataset, first, items
 from ..dicom.datetime import parse_dt
 from . import tags as t
@@ -27,8 +28,7 @@ def index_columns(ds: JsonDataset) -> dict[str, Any]:
     request = items(ds, t.REFERENCED_REQUEST_SEQUENCE)
     request0 = request[0] if request else {}
     priority = first(ds, t.SCHEDULED_PROCEDURE_STEP_PRIORITY, "MEDIUM")
-    return {
-        "dataset": ds,
+    columns = {
         "priority": priority,
         "priority_rank": PRIORITY_RANK.get(priority, 1),
         "procedure_step_label": first(ds, t.PROCEDURE_STEP_LABEL),
@@ -47,3 +47,4 @@ def index_columns(ds: JsonDataset) -> dict[str, Any]:
         "study_uid": first(ds, t.STUDY_INSTANCE_UID) or first(request0, t.STUDY_INSTANCE_UID),
         "accession_number": first(request0, t.ACCESSION_NUMBER),
     }
+    return {"dataset": ds, **{name: indexed_text(value) for name, value in columns.items()}}

@@ -243,6 +243,9 @@ class UPSService:
         ds = copy.deepcopy(row["dataset"])
         extra: dict[str, Any] = {}
         if decision is Action.CLAIM:
+            if not is_valid_uid(txn or ""):  # UPS-TXN-01: a UID (VR UI) the performer generated
+                raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
+                               f"Transaction UID (0008,1195) {txn!r} is not a valid UID")
             for guard in self.claim_guards:
                 await guard.check(conn, row, requester)
             extra = {"transaction_uid": txn, "performer_aet": requester,

@@ -6,12 +6,15 @@ import contextlib
 import logging
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..server import Server
 from . import studies, workitems
+from .media import HTTPProblem
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +23,29 @@ async def health(request: Request) -> JSONResponse:
     server: Server = request.app.state.server
     ok = server.ready and await server.schema_ok()
     return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+
+
+async def problem(request: Request, exc: HTTPProblem) -> JSONResponse:
+    return JSONResponse({"status": exc.status, "message": exc.message}, status_code=exc.status)
+
+
+class RejectNul:
+    """A request whose path or query holds a NUL character is refused with 400: no DICOM value
+    contains one, and PostgreSQL text cannot store it."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and (
+                "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            if scope["type"] == "http":
+                await JSONResponse({"status": 400, "message": "the URL holds a NUL character (%00)"},
+                                   status_code=400)(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await self.app(scope, receive, send)
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -45,7 +71,8 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
     app = Starlette(
         routes=[Route("/health", health), *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,
-        exception_handlers={Exception: internal_error},
+        middleware=[Middleware(RejectNul)],
+        exception_handlers={HTTPProblem: problem, Exception: internal_error},
     )
     app.state.server = server
     app.state.settings = server.settings

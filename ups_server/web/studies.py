@@ -13,10 +13,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..dicom.dataset import JsonDataset, element
+from ..dicom.query import QueryError, int_param
 from ..ingest import catalog
 from ..ingest.model import CANNOT_UNDERSTAND, PROCESSING_FAILURE, IngestError, StoreResult
 from ..ingest.service import IngestService
-from .media import dicom_json, service_url
+from .media import HTTPProblem, dicom_json, service_url
 from .multipart import MultipartError, Part, content_type_params, parts
 
 log = logging.getLogger(__name__)
@@ -139,10 +140,10 @@ def _paging(request: Request) -> tuple[list[tuple[str, str]], int | None, int]:
     params = list(request.query_params.multi_items())
     q = dict(params)
     try:
-        limit = int(q["limit"]) if "limit" in q else None
-        offset = int(q.get("offset", 0))
-    except ValueError:
-        limit, offset = None, 0
+        limit = int_param("limit", q["limit"]) if "limit" in q else None
+        offset = int_param("offset", q.get("offset", "0"))
+    except QueryError as exc:
+        raise HTTPProblem(400, f"invalid query: {exc}") from None
     return params, limit, offset
 
 

@@ -28,6 +28,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 _CREATE_UID_PARAMS = ("workitem", "affectedsopinstanceuid")
 _TXN_PARAMS = ("transaction-uid", "transaction")
+REQUESTER_MAX = 64  # as an LO value (a user name or AE title)
 
 
 def ups_transaction(transaction: Transaction) -> Callable[[Handler], Handler]:
@@ -63,7 +64,10 @@ def _param(request: Request, names: tuple[str, ...]) -> str | None:
 
 def requester_of(request: Request) -> str | None:
     """Who makes the request: path segment ``/{requester}``, else ``?requester=``."""
-    return request.path_params.get("requester") or request.query_params.get("requester") or None
+    requester = request.path_params.get("requester") or request.query_params.get("requester") or None
+    if requester and len(requester) > REQUESTER_MAX:
+        raise HTTPProblem(400, f"the requester is longer than {REQUESTER_MAX} characters")
+    return requester
 
 
 def workitem_url(request: Request, uid: str) -> str:
