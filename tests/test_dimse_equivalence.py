@@ -531,6 +531,12 @@ async def test_c_find_bad_identifier_is_refused(server, dimse):  # Table CC.2.8-
     assert matches == []
 
 
+async def test_c_find_with_a_nul_in_a_key_is_refused(server, dimse):  # Table CC.2.8-2 (A900), bad input
+    status, matches = await dimse.call(READER, "find", {"00100020": el("LO", "PAT\x00-1")}, UPS_PULL)
+    assert status == 0xA900
+    assert matches == []
+
+
 async def test_c_find_never_returns_the_transaction_uid(server, dimse):  # UPS-TXN-07
     uid = f"{ROOT}.3.5"
     await in_progress(server, uid)

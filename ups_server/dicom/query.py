@@ -106,6 +106,8 @@ def split_range(vr: str, value: str) -> tuple[str | None, str | None] | None:
 
 def check_value(tag: str, vr: str, value: str) -> None:
     """Raise QueryError if ``value`` is not a valid single value or range for ``vr``."""
+    if "\x00" in value:
+        raise QueryError(f"{_label(tag)}: the value holds a NUL character")
     if vr not in RANGE_VRS or value in ("", "*"):
         return
     try:
