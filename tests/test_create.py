@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .ups_client import new_uid, retrieve, value, warning_text
+from .ups_client import create, new_uid, retrieve, value, warning_text
 from .workitems import DICOM_JSON, el, new_workitem
 
 PUSH = "1.2.840.10008.5.1.4.34.6.1"
@@ -156,3 +156,26 @@ async def test_retrieve_not_acceptable(http):
     assert r.status_code == 406, r.text
     r = await http.get(f"/workitems/{uid}", headers={"Accept": "application/dicom+json"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/dicom+json")
+
+
+async def test_accept_as_a_query_parameter(http):
+    # UPS-HTTP-02: the `accept` query parameter is honoured like the header
+    uid = await create(http)
+    r = await http.get(f"/workitems/{uid}", params={"accept": "application/dicom+xml"})
+    assert r.status_code == 406, r.text
+    r = await http.get(f"/workitems/{uid}", params={"accept": "application/dicom+json", "charset": "utf-8"},
+                       headers={"Accept": "application/xml"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/dicom+json")
+
+
+async def test_retrieve_payload_and_headers(http):
+    # UPS-HTTP-05: an array of one dataset, 404 for an unknown UID; UPS-HTTP-08: Content-Type and Content-Length
+    uid = await create(http)
+    r = await http.get(f"/workitems/{uid}", headers=DICOM_JSON)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/dicom+json")
+    assert int(r.headers["content-length"]) == len(r.content)
+    [ds] = r.json()
+    assert value(ds, "00080018") == uid
+    r = await http.get(f"/workitems/{new_uid()}", headers=DICOM_JSON)
+    assert r.status_code == 404 and int(r.headers["content-length"]) == len(r.content)
