@@ -81,9 +81,18 @@ def serve(settings: Settings) -> int:
     server = Server(settings)
     app = create_app(server)
     log.info("serving UPS-RS at http://%s:%s%s", settings.host, settings.http_port, settings.base_path)
+    class Uvicorn(uvicorn.Server):
+        async def shutdown(self, sockets: list | None = None) -> None:
+            # uvicorn closes the WebSockets before the lifespan shutdown: announce first
+            try:
+                await server.announce_shutdown()
+            except Exception:
+                log.exception("announcing the shutdown to subscribers failed")
+            await super().shutdown(sockets)
+
     config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level="warning",
                             lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run()
+    Uvicorn(config).run()
     return 0
 
 

@@ -72,6 +72,12 @@ class Server:
             components.append(self.dimse)
         return components
 
+    async def announce_shutdown(self) -> None:
+        """Tell subscribers the SCP is GOING DOWN while their connections are still open (the
+        HTTP server calls this before it closes WebSockets; ``close()`` does it otherwise)."""
+        if self.events is not None:
+            await self.events.announce_shutdown()
+
     async def close(self) -> None:
         self.ready = False
         for component in reversed(self.components):

@@ -46,6 +46,7 @@ class Events:
         self.housekeeper = Housekeeper(self.engine, s.housekeeping_interval, s.purge_completed_after,
                                        s.purge_canceled_after, s.event_replay_seconds)
         server.ups.add_listener(self.on_change)
+        self._announced = False
 
     def dimse_aets(self) -> set[str]:
         return set(self.settings.ae_table)
@@ -63,11 +64,19 @@ class Events:
         self.housekeeper.start()
         await self.status_change("RESTARTED")  # UPS-EVT-04
 
+    async def announce_shutdown(self) -> None:
+        """SCP Status Change GOING DOWN (UPS-EVT-04) and a last delivery (bounded); once."""
+        if self._announced:
+            return
+        self._announced = True
+        sent = await self.status_change("GOING DOWN")
+        log.info("SCP Status Change GOING DOWN queued for %d subscriber channel(s)", sent)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._last_delivery(), SHUTDOWN_DELIVERY_SECONDS)
+
     async def stop(self) -> None:
         try:
-            await self.status_change("GOING DOWN")
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._last_delivery(), SHUTDOWN_DELIVERY_SECONDS)
+            await self.announce_shutdown()
         finally:
             self.websockets.close_all()
             await self.housekeeper.stop()

@@ -67,6 +67,7 @@ class WebSocketDispatcher:
         self.queue_size = queue_size
         self.sessions: dict[str, set[Session]] = {}
         self.inflight: set[int] = set()  # queued to a local session, not yet marked delivered
+        self._dispatching = asyncio.Lock()  # one dispatch at a time, or two could queue a row twice
         self.sent: set[int] = set()  # sent, to be marked delivered
         self.wake = asyncio.Event()
         self._marks = asyncio.Event()
@@ -179,6 +180,10 @@ class WebSocketDispatcher:
 
     async def dispatch_once(self, limit: int = 1000) -> int:
         """Queue the undelivered rows of the AEs connected here, oldest first."""
+        async with self._dispatching:
+            return await self._dispatch(limit)
+
+    async def _dispatch(self, limit: int) -> int:
         aets = [aet for aet, peers in self.sessions.items() if peers]
         if not aets:
             return 0
