@@ -86,3 +86,19 @@ async def test_an_instance_with_nul_padding_and_overlong_values_is_stored(http):
     assert part10(ds) in r.content  # the stored file is the one sent
     for n in (1, 2):
         assert await workitem(http, read_uid(n, study)) is not None
+
+
+async def test_an_instance_with_unconvertible_values_is_stored(http):
+    """An IS of letters and a DS of NaN: left out of the index copy, the instance is stored whole."""
+    study, series = uid(), uid()
+    ds = instance(study, series, InstanceNumber="98765", SliceThickness="12345.6")
+    data = part10(ds).replace(b"98765 ", b"abcde ").replace(b"12345.6 ", b"NaN     ")
+    body, ctype = multipart([data])
+    r = await http.post("/studies", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 200, r.text
+    base = f"/studies/{study}/series/{series}/instances/{ds.SOPInstanceUID}"
+    [meta] = (await http.get(f"{base}/metadata")).json()
+    assert meta["00100020"]["Value"] == ["PAT-1"]
+    assert meta.get("00180050", {}).get("Value") in (None, [None])  # DS NaN: no number in JSON
+    assert "00200013" not in meta  # IS "abcde" cannot be converted
+    assert data in (await http.get(base)).content  # the stored file is the one sent

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from pydicom.errors import InvalidDicomError
 
 from ..dicom.uids import is_valid_uid
 from .model import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, IngestError
+
+log = logging.getLogger(__name__)
 
 PREAMBLE = b"\0" * 128 + b"DICM"
 BULK_THRESHOLD = 1024
@@ -114,18 +118,30 @@ def _checked(ds: Dataset, encoded: bytes | None, source: Path | None) -> ParsedI
 
 
 def metadata_json(ds: Dataset) -> dict[str, Any]:
-    """The instance's DICOM JSON without bulk data (elements above 1 KiB of binary are left out)."""
-    out = ds.to_json_dict(bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=lambda elem: "")
-    return {k.upper(): _without_nul(v) for k, v in out.items() if not (isinstance(v, dict) and "BulkDataURI" in v)}
+    """The instance's DICOM JSON for the index, without bulk data (binary above 1 KiB). Devices
+    write values pydicom cannot convert (an IS of letters, a DS of NaN): those elements are left
+    out of this copy, never the instance; the stored file keeps every byte."""
+    out: dict[str, Any] = {}
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements, not tags
+        try:
+            value = ds[tag].to_json_dict(lambda elem: "", BULK_THRESHOLD)
+        except Exception as exc:  # noqa: BLE001 - an undecodable value fails in many ways
+            log.info("instance %s: %08X left out of the index (%s)", ds.get("SOPInstanceUID"), tag, exc)
+            continue
+        if "BulkDataURI" not in value:
+            out[f"{tag:08X}"] = _storable(value)
+    return out
 
 
-def _without_nul(value: Any) -> Any:
-    """NUL characters removed from the strings (padding some devices write; JSONB cannot hold
-    them). The stored file keeps its bytes; only the index copy is cleaned."""
+def _storable(value: Any) -> Any:
+    """What JSONB can hold: NUL characters (padding some devices write) removed from strings,
+    numbers that are not finite (NaN, an overflowing DS) as null."""
     if isinstance(value, str):
         return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, list):
-        return [_without_nul(v) for v in value]
+        return [_storable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _without_nul(v) for k, v in value.items()}
+        return {k: _storable(v) for k, v in value.items()}
     return value
