@@ -10,7 +10,6 @@ SCHEDULED. Workitem UIDs are the dcm4chee name-based ones (DESIGN.md).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -18,11 +17,12 @@ from pathlib import Path
 
 import pytest
 from pydicom import Dataset, dcmread
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import UnifiedProcedureStepPull, UnifiedProcedureStepPush
 
 from .conftest import REPO, RunningServer
+from .studies import name_based_uid, write_study
 
 RULES = REPO / "rules" / "dcm4chee-double-reading.yaml"
 PERFORMER = "ScheduledHumanPerformersSequence[0].HumanPerformerCodeSequence[0].CodeValue"
@@ -38,38 +38,6 @@ def dcmtk(tool: str) -> str | None:
             if "dcmtk" in (out.stdout + out.stderr).lower():
                 return str(path)
     return None
-
-
-def name_based_uid(name: str) -> str:
-    """dcm4che UIDUtils.createNameBasedUID (the reference vectors are in DESIGN.md)."""
-    b = bytearray(hashlib.md5(name.encode()).digest())
-    b[6] = (b[6] & 0x0F) | 0x30
-    b[8] = (b[8] & 0x3F) | 0x80
-    return f"2.25.{int.from_bytes(b, 'big')}"
-
-
-def write_study(directory: Path, study_uid: str, count: int = 2) -> list[Path]:
-    """``count`` tiny Secondary Capture instances of one study, as DICOM files."""
-    directory.mkdir(parents=True, exist_ok=True)
-    series_uid = generate_uid()
-    paths = []
-    for i in range(count):
-        ds = Dataset()
-        ds.SOPClassUID = SecondaryCaptureImageStorage
-        ds.SOPInstanceUID = generate_uid()
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Doe^Jane", "PAT-DR-1", "19700101", "F"
-        ds.AccessionNumber, ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "ACC-DR-1", "1", 1, i + 1
-        ds.StudyDate, ds.StudyTime, ds.Modality, ds.ConversionType = "20261123", "101500", "OT", "WSD"
-        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.Rows, ds.Columns = 1, "MONOCHROME2", 4, 4
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-        ds.PixelData = bytes(16)
-        ds.file_meta = Dataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        path = directory / f"img{i}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
 
 
 def findscu(server: RunningServer, cwd: Path, *keys: str) -> list[Dataset]:

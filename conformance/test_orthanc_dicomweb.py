@@ -1,0 +1,134 @@
+"""Studies sent by tools nobody here wrote: Orthanc (Debian's package) forwarding a study by
+C-STORE and by STOW-RS (its DICOMweb plugin as the client), and dicomweb-client storing,
+searching and retrieving. Each time the double-reading rules must give the two read workitems
+(UIDs of DESIGN.md), referencing every instance."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from pydicom import dcmread
+from pydicom.uid import generate_uid
+
+from .conftest import RunningServer, free_port
+from .studies import name_based_uid, write_study
+
+ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+START_TIMEOUT = 60
+JSON = {"Accept": "application/dicom+json"}
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path, ups_server: RunningServer) -> Iterator[str]:
+    """An Orthanc whose modality "ups" and DICOMweb server "ups" are the ups-server under test."""
+    if not Path(ORTHANC).exists():
+        pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
+    http_port = free_port()
+    config = {
+        "Name": "conformance", "StorageDirectory": str(tmp_path / "orthanc"),
+        "IndexDirectory": str(tmp_path / "orthanc"), "HttpPort": http_port, "DicomPort": free_port(),
+        "DicomAet": "ORTHANC", "RemoteAccessAllowed": True, "AuthenticationEnabled": False,
+        "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
+        "DicomModalities": {"ups": [ups_server.ae_title, "127.0.0.1", ups_server.dimse_port]},
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Servers": {"ups": [ups_server.base_url + "/"]}},
+    }
+    path = tmp_path / "orthanc.json"
+    path.write_text(json.dumps(config))
+    log = tmp_path / "orthanc.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([ORTHANC, str(path)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"Orthanc exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{url}/system", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"Orthanc did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def upload(orthanc: str, files: list[Path]) -> str:
+    """The files into Orthanc (REST); Orthanc's id of their study."""
+    ids = {httpx.post(f"{orthanc}/instances", content=f.read_bytes(), timeout=30).json()["ParentStudy"]
+           for f in files}
+    [study_id] = ids
+    return study_id
+
+
+def referenced_sops(ds: Any) -> set[str]:
+    """Every Referenced SOP Instance UID (0008,1155) anywhere in a DICOM JSON dataset."""
+    found: set[str] = set()
+    if isinstance(ds, dict):
+        for tag, elem in ds.items():
+            if tag == "00081155":
+                found.update(elem.get("Value", []))
+            elif isinstance(elem, dict) and elem.get("vr") == "SQ":
+                for item in elem.get("Value", []):
+                    found |= referenced_sops(item)
+    return found
+
+
+def assert_read_workitems(server: RunningServer, study: str, sops: set[str]) -> None:
+    for n in (1, 2):
+        r = httpx.get(f"{server.base_url}/workitems/{name_based_uid(f'{n}-{study}')}", headers=JSON, timeout=10)
+        assert r.status_code == 200, f"read workitem {n}: {r.status_code} {r.text}\n{server.log()}"
+        [ds] = r.json()
+        assert ds["00741000"]["Value"] == ["SCHEDULED"]
+        assert referenced_sops({"00404021": ds.get("00404021", {})}) == sops  # Input Information Sequence
+
+
+def test_orthanc_forwards_a_study_by_c_store(tmp_path, ups_server, orthanc):
+    study = generate_uid()
+    files = write_study(tmp_path / "study", study, count=3)
+    study_id = upload(orthanc, files)
+    r = httpx.post(f"{orthanc}/modalities/ups/store", json={"Resources": [study_id], "Synchronous": True},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    assert_read_workitems(ups_server, study, {str(dcmread(f).SOPInstanceUID) for f in files})
+
+
+def test_orthanc_forwards_a_study_by_stow_rs(tmp_path, ups_server, orthanc):
+    if not DICOMWEB_PLUGIN.exists():
+        pytest.skip("Orthanc's DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)")
+    study = generate_uid()
+    files = write_study(tmp_path / "study", study, count=3)
+    study_id = upload(orthanc, files)
+    r = httpx.post(f"{orthanc}/dicom-web/servers/ups/stow", json={"Resources": [study_id], "Synchronous": True},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    assert_read_workitems(ups_server, study, {str(dcmread(f).SOPInstanceUID) for f in files})
+
+
+def test_dicomweb_client_stores_searches_and_retrieves(tmp_path, ups_server):
+    study = generate_uid()
+    datasets = [dcmread(f) for f in write_study(tmp_path / "study", study, count=2)]
+    client = DICOMwebClient(url=ups_server.base_url)
+    client.store_instances(datasets)  # STOW-RS
+    [found] = client.search_for_studies(search_filters={"StudyInstanceUID": study})  # QIDO-RS
+    assert found["0020000D"]["Value"] == [study]
+    metadata = client.retrieve_study_metadata(study)  # WADO-RS
+    assert {m["00080018"]["Value"][0] for m in metadata} == {str(d.SOPInstanceUID) for d in datasets}
+    first = datasets[0]
+    instance = client.retrieve_instance(study, str(first.SeriesInstanceUID), str(first.SOPInstanceUID))
+    assert instance.SOPInstanceUID == first.SOPInstanceUID and instance.PixelData == first.PixelData
+    assert_read_workitems(ups_server, study, {str(d.SOPInstanceUID) for d in datasets})
