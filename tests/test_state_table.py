@@ -114,7 +114,7 @@ async def test_final_state_requirements_not_met(http):
 
 
 async def test_cancel_without_update_fills_final_state(http):
-    # UPS-FINAL-03/05: claim -> CANCELED with no N-SET; the SCP fills the X attributes.
+    # UPS-FINAL-02/03/05: claim -> CANCELED with no N-SET (no P attributes needed); the SCP fills the X ones.
     from .ups_client import claim, create
 
     uid = await create(http)

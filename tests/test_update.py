@@ -20,6 +20,16 @@ async def test_scheduled_without_transaction_uid(http):
     assert value(await retrieve(http, uid), "00400400") == "updated comment"
 
 
+async def test_update_response_and_character_set(http):
+    # UPS-SET-14: POST /workitems/{uid}, one dataset, 200 with no payload;
+    # UPS-SET-13: the Specific Character Set of the request is kept with the values it describes
+    uid = await create(http)
+    r = await update(http, uid, {"00080005": el("CS", "ISO_IR 192"), "00400400": el("LT", "Müller, Ærø")})
+    assert r.status_code == 200 and r.content == b"", r.text
+    stored = await retrieve(http, uid)
+    assert value(stored, "00080005") == "ISO_IR 192" and value(stored, "00400400") == "Müller, Ærø"
+
+
 async def test_scheduled_with_transaction_uid_is_refused(http):
     # UPS-TXN-04 / AMB-07: C310 -> 409 "did not reference a claimed Workitem"
     uid = await create(http)
