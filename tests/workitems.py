@@ -49,6 +49,6 @@ def performed_procedure() -> dict[str, Any]:
             "00404050": el("DT", "20261123100500"),
             "00404019": {"vr": "SQ", "Value": [code("READ")]},
             "00404051": el("DT", "20261123101000"),
-            "00404033": {"vr": "SQ"},
+            "00404033": {"vr": "SQ"},  # Output Information Sequence present and empty (UPS-FINAL-06)
         }]}
     }
