@@ -97,24 +97,15 @@ def assert_read_workitems(server: RunningServer, study: str, sops: set[str]) -> 
         assert referenced_sops({"00404021": ds.get("00404021", {})}) == sops  # Input Information Sequence
 
 
-def test_orthanc_forwards_a_study_by_c_store(tmp_path, ups_server, orthanc):
-    study = generate_uid()
-    files = write_study(tmp_path / "study", study, count=3)
-    study_id = upload(orthanc, files)
-    r = httpx.post(f"{orthanc}/modalities/ups/store", json={"Resources": [study_id], "Synchronous": True},
-                   timeout=60)
-    assert r.status_code == 200, r.text
-    assert_read_workitems(ups_server, study, {str(dcmread(f).SOPInstanceUID) for f in files})
-
-
-def test_orthanc_forwards_a_study_by_stow_rs(tmp_path, ups_server, orthanc):
-    if not DICOMWEB_PLUGIN.exists():
+@pytest.mark.parametrize("route", ["modalities/ups/store", "dicom-web/servers/ups/stow"],
+                         ids=["C-STORE", "STOW-RS"])
+def test_orthanc_forwards_a_study(tmp_path, ups_server, orthanc, route):
+    if route.startswith("dicom-web") and not DICOMWEB_PLUGIN.exists():
         pytest.skip("Orthanc's DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)")
     study = generate_uid()
     files = write_study(tmp_path / "study", study, count=3)
     study_id = upload(orthanc, files)
-    r = httpx.post(f"{orthanc}/dicom-web/servers/ups/stow", json={"Resources": [study_id], "Synchronous": True},
-                   timeout=60)
+    r = httpx.post(f"{orthanc}/{route}", json={"Resources": [study_id], "Synchronous": True}, timeout=60)
     assert r.status_code == 200, r.text
     assert_read_workitems(ups_server, study, {str(dcmread(f).SOPInstanceUID) for f in files})
 

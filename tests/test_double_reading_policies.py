@@ -79,8 +79,11 @@ async def test_canceled_read_wait_or_never_creates_nothing(http, server):
     assert len(await study_workitems(server, study)) == 2
 
 
-@pytest.mark.parametrize("settings", [("wait", "merge_outputs")], indirect=True)
-async def test_merge_outputs(http, server):
+@pytest.mark.parametrize(("settings", "from_reads"), [
+    (("wait", "merge_outputs"), "both"),  # MERGE_OUTPUTS: every read's outputs
+    (("wait", "copy_output"), "last"),  # COPY_OUTPUT: the read whose completion created it
+], indirect=["settings"])
+async def test_arbitration_inputs_from_the_reads_outputs(http, server, from_reads):
     study = uid()
     await stow(http, [part10(instance(study))])
     sr_a, sr_b = uid(), uid()
@@ -88,19 +91,7 @@ async def test_merge_outputs(http, server):
     await read(http, read_uid(2, study), "READER_B", "NORMAL", [output(sr_b)])
     arb = await workitem(http, read_uid(3, study))
     sops = [i["00081199"]["Value"][0]["00081155"]["Value"][0] for i in arb["00404021"]["Value"]]
-    assert sorted(sops) == sorted([sr_a, sr_b])
-
-
-@pytest.mark.parametrize("settings", [("wait", "copy_output")], indirect=True)
-async def test_copy_output(http, server):
-    study = uid()
-    await stow(http, [part10(instance(study))])
-    sr_a, sr_b = uid(), uid()
-    await read(http, read_uid(1, study), "READER_A", "NORMAL", [output(sr_a)])
-    await read(http, read_uid(2, study), "READER_B", "NORMAL", [output(sr_b)])
-    arb = await workitem(http, read_uid(3, study))
-    sops = [i["00081199"]["Value"][0]["00081155"]["Value"][0] for i in arb["00404021"]["Value"]]
-    assert sops == [sr_b]  # the outputs of the read whose completion created it
+    assert sorted(sops) == (sorted([sr_a, sr_b]) if from_reads == "both" else [sr_b])
 
 
 @pytest.mark.parametrize("settings", [("wait", "copy_input")], indirect=True)
