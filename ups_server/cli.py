@@ -81,6 +81,7 @@ def serve(settings: Settings) -> int:
     server = Server(settings)
     app = create_app(server)
     log.info("serving UPS-RS at http://%s:%s%s", settings.host, settings.http_port, settings.base_path)
+
     class Uvicorn(uvicorn.Server):
         async def shutdown(self, sockets: list | None = None) -> None:
             # uvicorn closes the WebSockets before the lifespan shutdown: announce first
