@@ -11,11 +11,7 @@ import dataclasses
 import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import uvicorn
@@ -30,9 +26,9 @@ from ups_server.web.app import create_app
 
 from .event_clients import TIMEOUT, EventReceiver, EventSocket, free_port
 from .events_support import GLOBAL, claim, create, performers, subscribe, uid, update, ws_url
+from .processes import serve
 
 TXN = "1.2.826.0.1.3680043.10.5.997"
-REPO = Path(__file__).resolve().parent.parent
 
 
 @contextlib.asynccontextmanager
@@ -132,34 +128,12 @@ async def test_scp_status_change_at_shutdown_and_restart(settings):
                 assert ev.event_type == 4 and ev.info["00741242"]["Value"] == ["RESTARTED"]
 
 
-def _wait_healthy(root: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{root}/health", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"server not healthy; log:\n{log.read_text()}")
-
-
-def _serve(database_url: str, data_dir: Path, port: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UPS_")}
-    log = data_dir / f"serve-{port}.log"
-    args = [sys.executable, "-m", "ups_server", "serve", "--database-url", database_url, "--data-dir", str(data_dir),
-            "--http-port", str(port), "--dimse-port", "0"]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
-    _wait_healthy(f"http://127.0.0.1:{port}", process, log)
-    return process
-
-
 async def test_event_committed_before_sigkill_is_delivered_after_restart(settings, tmp_path):
     # outbox row committed with the change; no subscriber connected; SIGKILL; restart; the
     # WebSocket that connects within event_replay_seconds receives it
     port = free_port()
     base = f"http://127.0.0.1:{port}/dicom-web"
-    process = await asyncio.to_thread(_serve, settings.database_url, tmp_path, port)
+    process = await asyncio.to_thread(serve, settings.database_url, tmp_path, port)
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             await create(http, uid(230))
@@ -167,7 +141,7 @@ async def test_event_committed_before_sigkill_is_delivered_after_restart(setting
             await claim(http, uid(230), TXN)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        process = await asyncio.to_thread(_serve, settings.database_url, tmp_path, port)
+        process = await asyncio.to_thread(serve, settings.database_url, tmp_path, port)
         async with EventSocket(ws_url(base, "KILLED")) as ws:
             first, second = await ws.next_for(uid(230)), await ws.next_for(uid(230))
             assert (first.state, second.state) == ("SCHEDULED", "IN PROGRESS")

@@ -1,0 +1,40 @@
+"""``ups-server serve`` as a subprocess on the test database: for races and deliveries across
+processes, and for killing a server outright."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def serve(database_url: str, data_dir: Path, port: int) -> subprocess.Popen:
+    """A started server (HTTP on ``port``, no DIMSE), healthy before this returns."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPS_")}
+    log = data_dir / f"serve-{port}.log"
+    args = [sys.executable, "-m", "ups_server", "serve", "--database-url", database_url, "--data-dir", str(data_dir),
+            "--http-port", str(port), "--dimse-port", "0"]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return process
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"server not healthy; log:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        process.wait(30)
