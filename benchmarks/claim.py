@@ -189,7 +189,7 @@ async def run_mode(http: httpx.AsyncClient, mode: str, n: int, c: int) -> dict[s
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.c * 2, max_keepalive_connections=args.c * 2)
+    limits = httpx.Limits(max_connections=args.c * 2, max_keepalive_connections=args.c * 2, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=args.url, timeout=120, limits=limits) as http:
         root = urlsplit(args.url)
         r = await http.get(f"{root.scheme}://{root.netloc}/health")

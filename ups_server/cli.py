@@ -13,6 +13,10 @@ from .config import Settings
 
 log = logging.getLogger("ups_server")
 
+# idle HTTP connections are kept this long: longer than common clients keep theirs (httpx: 5 s),
+# so a client rarely reuses a connection at the instant the server closes it
+KEEP_ALIVE_SECONDS = 30
+
 DESCRIPTION = """\
 ups-server: a DICOM UPS worklist server for double-reading workflows.
 
@@ -92,7 +96,8 @@ def serve(settings: Settings) -> int:
             await super().shutdown(sockets)
 
     config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level="warning",
-                            lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5)
+                            lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5,
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
     Uvicorn(config).run()
     return 0
 
