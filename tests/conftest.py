@@ -82,9 +82,11 @@ async def database_url(pg_admin_url, template_url):
 
 
 @pytest.fixture
-def settings(database_url, tmp_path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path, dimse_port=0, http_port=free_port(),
-                    db_pool_size=40)
+def settings(database_url, tmp_path, request) -> Settings:
+    """Settings of a server under test; a module marked ``pytest.mark.dimse`` gets a DIMSE port."""
+    dimse = request.node.get_closest_marker("dimse") is not None
+    return Settings(database_url=database_url, data_dir=tmp_path, dimse_port=free_port() if dimse else 0,
+                    http_port=free_port(), db_pool_size=40)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from ups_server.dicom.uids import UPS_PULL, UPS_PUSH, UPS_QUERY, UPS_WATCH
 from ups_server.server import Server
 from ups_server.ups.errors import Outcome, Transaction, http_status
 
-from .conftest import free_port
 from .dimse_client import Reply, UPSClient
 from .workitems import DICOM_JSON, code, el, new_workitem, performed_procedure, state_change
 
@@ -34,10 +33,7 @@ OTHER_TXN = f"{ROOT}.900.2"
 READER = "READER_A"
 
 
-@pytest.fixture
-def settings(settings):
-    settings.dimse_port = free_port()
-    return settings
+pytestmark = pytest.mark.dimse
 
 
 # ---- preparing workitems (through the service both protocols share) --------------------------
@@ -483,8 +479,13 @@ async def test_c_find_honours_c_cancel(server, dimse):  # PS3.4 C.4.1.3.1 / Tabl
     assert pending == 0
 
 
-async def test_allow_list_rejects_unknown_calling_ae(server_allowing_only_known, caplog):
-    host, port = server_allowing_only_known.dimse.address
+@pytest.fixture
+def only_known_aes(settings):
+    settings.allowed_aes = ["KNOWN_SCU"]
+
+
+async def test_allow_list_rejects_unknown_calling_ae(only_known_aes, server, caplog):
+    host, port = server.dimse.address
 
     def try_associate(ae: str) -> bool:
         client = UPSClient(host, port, ae)
@@ -499,20 +500,6 @@ async def test_allow_list_rejects_unknown_calling_ae(server_allowing_only_known,
     with caplog.at_level("WARNING", logger="ups_server.dimse.server"):
         assert not await asyncio.to_thread(try_associate, "STRANGER")
     assert any("STRANGER" in r.getMessage() and "allowed_aes" in r.getMessage() for r in caplog.records)
-
-
-@pytest.fixture
-async def server_allowing_only_known(settings):
-    from ups_server.db.engine import Database
-
-    settings.allowed_aes = ["KNOWN_SCU"]
-    srv = Server(settings, Database(settings.database_url, settings.data_dir, settings.db_pool_size))
-    await srv.open()
-    try:
-        yield srv
-    finally:
-        await srv.close()
-        await srv.database.dispose()
 
 
 async def test_workitem_rows_match_after_dimse_create(server, dimse):  # UPS-SOP-01

@@ -12,7 +12,6 @@ from pydicom import dcmread
 
 from ups_server.dicom.uids import UPS_PULL, UPS_PUSH
 
-from .conftest import free_port
 from .dimse_client import UPSClient
 from .workitems import code, el, new_workitem, performed_procedure, state_change
 
@@ -21,10 +20,7 @@ TXN = f"{ROOT}.900.1"
 PERFORMER_KEY = "ScheduledHumanPerformersSequence[0].HumanPerformerCodeSequence[0].CodeValue"
 
 
-@pytest.fixture
-def settings(settings):
-    settings.dimse_port = free_port()
-    return settings
+pytestmark = pytest.mark.dimse
 
 
 def _assigned_to(performer: str) -> dict:

@@ -11,13 +11,7 @@ from pynetdicom.sop_class import Verification
 
 from ups_server.dimse import reactor
 
-from .conftest import free_port
-
-
-@pytest.fixture
-def settings(settings):
-    settings.dimse_port = free_port()
-    return settings
+pytestmark = pytest.mark.dimse
 
 
 async def _until(condition) -> None:

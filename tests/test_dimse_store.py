@@ -14,14 +14,9 @@ from sqlalchemy import select
 
 from ups_server.db.tables import instances
 
-from .conftest import free_port
 from .dicom_instances import instance
 
-
-@pytest.fixture
-def settings(settings):
-    settings.dimse_port = free_port()
-    return settings
+pytestmark = pytest.mark.dimse
 
 
 def _store(address: tuple[str, int], datasets, transfer_syntax: str, calling: str = "MODALITY") -> list[int]:

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from ups_server.db.tables import instances
 
-from .conftest import free_port
 from .dicom_instances import instance, uid
 from .reading_flow import read, read_uid, referenced_sops, study_workitems, workitem
 
@@ -30,7 +29,8 @@ def _dcmtk_storescu() -> str | None:
 
 
 STORESCU = _dcmtk_storescu()
-pytestmark = pytest.mark.skipif(STORESCU is None, reason="DCMTK storescu is not installed")
+pytestmark = [pytest.mark.dimse,
+              pytest.mark.skipif(STORESCU is None, reason="DCMTK storescu is not installed")]
 
 AE_RULES = """
 version: 1
@@ -43,9 +43,9 @@ on_store:
 """
 
 
+
 @pytest.fixture
 def settings(settings, request, tmp_path):
-    settings.dimse_port = free_port()
     if getattr(request, "param", None) == "ae-rules":
         settings.rules = tmp_path / "ae.yaml"
         settings.rules.write_text(AE_RULES)

@@ -12,7 +12,7 @@ import pytest
 from pynetdicom.sop_class import UnifiedProcedureStepWatch
 
 from .dimse_client import UPSClient
-from .event_clients import UPS_PUSH, EventReceiver, EventSocket, Received, free_port
+from .event_clients import UPS_PUSH, EventReceiver, EventSocket, Received
 from .events_support import (
     FILTERED,
     GLOBAL,
@@ -39,10 +39,12 @@ def receiver():
         yield r
 
 
+pytestmark = pytest.mark.dimse
+
+
 @pytest.fixture
 def settings(settings, receiver):
     settings.ae_table = {DIMSE_AET: receiver.address}
-    settings.dimse_port = free_port()
     return settings
 
 
