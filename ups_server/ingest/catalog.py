@@ -39,6 +39,13 @@ def match(column: Any, value: str, is_date: bool = False) -> ColumnElement[bool]
     return column == value
 
 
+async def _page(engine: AsyncEngine, stmt: Any, limit: int | None, offset: int) -> list[Any]:
+    """The rows of one page of ``stmt`` (QIDO-RS ``limit`` / ``offset``)."""
+    stmt = stmt.offset(offset) if limit is None else stmt.offset(offset).limit(limit)
+    async with engine.connect() as conn:
+        return list((await conn.execute(stmt)).all())
+
+
 def filters(params: list[tuple[str, str]], keys: dict[str, Any]) -> list[ColumnElement[bool]]:
     out = []
     for key, value in params:
@@ -58,11 +65,8 @@ async def search_studies(engine: AsyncEngine, params: list[tuple[str, str]], lim
     mods = select(func.array_agg(func.distinct(series.c.modality))).where(
         series.c.study_uid == studies.c.study_uid).scalar_subquery()
     stmt = (select(studies.c.attributes, n_series, n_inst, mods).where(*conds)
-            .order_by(studies.c.created_at, studies.c.study_uid).offset(offset))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
+            .order_by(studies.c.created_at, studies.c.study_uid))
+    rows = await _page(engine, stmt, limit, offset)
     out = []
     for attrs, ns, ni, ms in rows:
         ds = dict(attrs)
@@ -78,11 +82,8 @@ async def search_series(engine: AsyncEngine, study_uid: str, params: list[tuple[
     n_inst = select(func.count()).where(instances.c.series_uid == series.c.series_uid).scalar_subquery()
     stmt = (select(series.c.attributes, n_inst).where(series.c.study_uid == study_uid,
                                                       *filters(params, SERIES_KEYS))
-            .order_by(series.c.created_at, series.c.series_uid).offset(offset))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
+            .order_by(series.c.created_at, series.c.series_uid))
+    rows = await _page(engine, stmt, limit, offset)
     out = []
     for attrs, ni in rows:
         ds = dict(attrs)
@@ -99,11 +100,8 @@ async def search_instances(engine: AsyncEngine, study_uid: str, series_uid: str 
         conds.append(instances.c.series_uid == series_uid)
     stmt = (select(instances.c.study_uid, instances.c.series_uid, instances.c.sop_class_uid,
                    instances.c.sop_instance_uid, instances.c.metadata["00200013"].label("number"))
-            .where(*conds).order_by(instances.c.seq).offset(offset))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
+            .where(*conds).order_by(instances.c.seq))
+    rows = await _page(engine, stmt, limit, offset)
     out = []
     for st, se, cls, sop, number in rows:
         ds = {"00080016": element("UI", cls), "00080018": element("UI", sop), "0020000D": element("UI", st),
