@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ups_server.ups.errors import Outcome, Transaction, http_status
+from ups_server.ups.states import UPDATE
+
 from .ups_client import claim, create, in_state, retrieve, update, value, warning_text
 from .workitems import DICOM_JSON, code, el
 
@@ -63,17 +66,35 @@ async def test_in_progress_transaction_uid_forms(http, form):
     assert "00081195" not in stored  # UPS-TXN-07
 
 
-@pytest.mark.parametrize(("txn", "warning"), [
-    (None, "The Transaction UID is missing."), (OTHER, "The Transaction UID is incorrect.")])
-async def test_in_progress_wrong_transaction_uid(http, txn, warning):
-    # UPS-SET-02 / UPS-TXN-05: C301 -> 400, nothing modified
+@pytest.mark.parametrize("txn", [None, OTHER])
+async def test_in_progress_wrong_transaction_uid(http, txn):
+    # UPS-SET-02 / UPS-TXN-05: C301 -> 400, nothing modified. The Warning comes from Update's own
+    # list (PS3.18 11.6.3.2), which has no Transaction UID texts: those belong to Change State.
     uid = await create(http)
     await claim(http, uid, TXN)
     before = await retrieve(http, uid)
     r = await update(http, uid, COMMENT, txn)
     assert r.status_code == 400, r.text
-    assert warning_text(r) == warning
+    assert warning_text(r) == "The target URI did not reference a claimed Workitem."
     assert await retrieve(http, uid) == before
+
+
+# PS3.18 11.6.3.2: the only Warning texts of Update Workitem.
+UPDATE_WARNINGS = {
+    "The Workitem was updated with modifications.",
+    "Requested optional Attributes are not supported.",
+    "The target URI did not reference a claimed Workitem.",
+    "The submitted request is inconsistent with the current state of the Workitem.",
+}
+
+
+def test_every_update_refusal_warns_from_the_update_list():
+    # every refusal the N-SET state table can give, answered to Update, carries an Update text
+    refusals = {o for o in UPDATE.values() if isinstance(o, Outcome)}
+    assert refusals  # the table has refusals to check
+    for outcome in refusals:
+        _status, warning = http_status(outcome, Transaction.UPDATE)
+        assert warning in UPDATE_WARNINGS, (outcome, warning)
 
 
 @pytest.mark.parametrize("state", ["COMPLETED", "CANCELED"])

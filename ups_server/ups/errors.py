@@ -93,6 +93,9 @@ _O = Outcome
 
 # (outcome, transaction) -> (HTTP status, Warning text or None); checklist §2.2, PS3.18 2024e.
 # Where PS3.18 allows 400 or 409 for a state conflict (AMB-01) we answer 409, as dcm4chee does.
+# Each transaction's Warning texts come from its own list in PS3.18: Update (11.6.3.2) has only
+# _NOT_CLAIMED and _UPDATE_CONFLICT for failures, Change State (11.7.3.2) the Transaction UID texts
+# and _STATE_CONFLICT; a transaction-specific row below wins over the row for any transaction.
 _HTTP: dict[tuple[Outcome, Transaction | None], tuple[int, str | None]] = {
     (_O.SUCCESS, _T.CREATE): (201, None),
     (_O.SUCCESS, _T.CANCEL): (202, None),
@@ -106,6 +109,8 @@ _HTTP: dict[tuple[Outcome, Transaction | None], tuple[int, str | None]] = {
     (_O.ALREADY_CANCELED, None): (200, "The UPS is already in the requested state of CANCELED."),
     (_O.ALREADY_COMPLETED, None): (200, "The UPS is already in the requested state of COMPLETED."),
     (_O.DUPLICATE_SOP_INSTANCE, None): (409, "The Target Workitem already exists."),
+    (_O.TRANSACTION_UID_MISSING, _T.UPDATE): (400, _NOT_CLAIMED),
+    (_O.TRANSACTION_UID_INCORRECT, _T.UPDATE): (400, _NOT_CLAIMED),
     (_O.TRANSACTION_UID_MISSING, None): (400, "The Transaction UID is missing."),
     (_O.TRANSACTION_UID_INCORRECT, None): (400, "The Transaction UID is incorrect."),
     (_O.MAY_NO_LONGER_BE_UPDATED, _T.UPDATE): (400, _UPDATE_CONFLICT),  # PS3.18 11.6.2: MUST be 400
