@@ -106,7 +106,7 @@ async def base_url(server):
     """A real uvicorn serving ``server`` on a free loopback port; yields the DICOMweb base URL."""
     app = create_app(server, manage_server=False)
     config = uvicorn.Config(app, host="127.0.0.1", port=server.settings.http_port, log_level="warning",
-                            lifespan="on", ws="websockets-sansio", backlog=1024)
+                            lifespan="on", ws="websockets-sansio", backlog=1024, proxy_headers=False)
     web = uvicorn.Server(config)
     task = asyncio.create_task(web.serve())
     while not web.started:

@@ -79,12 +79,14 @@ def setup_logging(level: str) -> None:
 def serve(settings: Settings) -> int:
     import uvicorn
 
+    from .auth import tls
     from .server import Server
     from .web.app import create_app
 
     server = Server(settings)
     app = create_app(server)
-    log.info("serving UPS-RS at http://%s:%s%s", settings.host, settings.http_port, settings.base_path)
+    log.info("serving UPS-RS at %s://%s:%s%s", "https" if settings.tls_cert else "http", settings.host,
+             settings.http_port, settings.base_path)
 
     class Uvicorn(uvicorn.Server):
         async def shutdown(self, sockets: list | None = None) -> None:
@@ -95,9 +97,11 @@ def serve(settings: Settings) -> int:
                 log.exception("announcing the shutdown to subscribers failed")
             await super().shutdown(sockets)
 
+    # proxy_headers off: X-Forwarded-* are honoured by the app, from --trusted-proxies only
     config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level="warning",
                             lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5,
-                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS, proxy_headers=False,
+                            **tls.uvicorn_options(settings))
     Uvicorn(config).run()
     return 0
 

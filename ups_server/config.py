@@ -36,6 +36,19 @@ class Settings:
     purge_completed_after: int = -1
     purge_canceled_after: int = -1
     housekeeping_interval: int = 60
+    # identity and access (issue 10)
+    auth: str = "none"  # none | oidc
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_roles_claim: str = "realm_access.roles"
+    oidc_worklists_claim: str = "worklists"
+    oidc_client_id: str | None = None
+    ae_roles: dict[str, str] = field(default_factory=dict)  # AE title -> "role[+role...]"
+    trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    dimse_tls_port: int | None = None
 
     HELP: ClassVar[dict[str, str]] = {
         "host": "interface to listen on for HTTP",
@@ -60,7 +73,28 @@ class Settings:
         "purge_canceled_after": "seconds after which a CANCELED workitem without a deletion lock is "
                                 "deleted (-1: never; 0: at the next housekeeping run)",
         "housekeeping_interval": "seconds between purge / outbox pruning runs (0: off)",
+        "auth": "none (open: one workstation; every client has every role) or oidc (bearer tokens of "
+                "--oidc-issuer; DIMSE: User Identity JWT or --ae-roles)",
+        "oidc_issuer": "OIDC issuer URL (its /.well-known/openid-configuration names the signing keys)",
+        "oidc_audience": "audience a token's aud claim must contain (the server's client id at the issuer)",
+        "oidc_roles_claim": "dotted path of the claim holding the roles reader, arbitrator, admin, ingest",
+        "oidc_worklists_claim": "claim listing the Worklist Labels a user may see (absent: all)",
+        "oidc_client_id": "public OIDC client id the browser page signs in with",
+        "ae_roles": "roles of DIMSE calling AEs without a user identity, AET=role[+role],... "
+                    "(e.g. MODALITY1=ingest,PACS=ingest)",
+        "trusted_proxies": "CIDRs whose X-Forwarded-* headers are honoured (comma list; others are ignored)",
+        "tls_cert": "PEM certificate (chain) for HTTPS and DIMSE TLS",
+        "tls_key": "PEM private key of --tls-cert",
+        "tls_ca": "PEM CA bundle: DIMSE TLS clients must present a certificate it signed",
+        "dimse_tls_port": "DIMSE over TLS port (needs --tls-cert/--tls-key; 0 or empty: off)",
     }
+
+    def __post_init__(self) -> None:
+        from .auth.settings import problems
+
+        found = problems(self)
+        if found:
+            raise ValueError("; ".join(found))
 
     @classmethod
     def env_name(cls, name: str) -> str:

@@ -7,6 +7,8 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from .auth.oidc import build_verifier
+from .auth.settings import open_mode_warning
 from .config import Settings
 from .db import migrate
 from .db.engine import Database
@@ -43,8 +45,12 @@ class Server:
         self.dimse = None  # the DimseServer when settings.dimse_port is set
         self.events = None  # events.component.Events: subscriptions and event delivery
         self.ready = False
+        self.verifier = build_verifier(settings)  # OIDC bearer tokens (None: --auth none)
 
     async def open(self) -> None:
+        warning = open_mode_warning(self.settings)
+        if warning:
+            log.warning(warning)
         if self.database.engine is None:
             self.database.start()
         engine = self.database.engine
@@ -65,7 +71,7 @@ class Server:
 
         self.events = Events(self)
         components.append(self.events)
-        if self.settings.dimse_port:
+        if self.settings.dimse_port or self.settings.dimse_tls_port:
             from .dimse.server import DimseServer
 
             self.dimse = DimseServer(self)

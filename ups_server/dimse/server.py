@@ -73,6 +73,7 @@ class DimseServer:
         self.ae.require_calling_aet = self.allowed_aes
         self.bridge: Bridge | None = None
         self._listener: ThreadedAssociationServer | None = None
+        self._tls_listener: ThreadedAssociationServer | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -107,13 +108,23 @@ class DimseServer:
         if self.settings.log_level.upper() != "DEBUG":
             quiet_pynetdicom()
         host = self.settings.host
-        self._listener = self.ae.start_server(
-            (host, int(self.settings.dimse_port or 0)), block=False, evt_handlers=self.handlers())
-        log.info("DIMSE %s listening on %s:%d", self.settings.ae_title, *self.address)
+        if self.settings.dimse_port:
+            self._listener = self.ae.start_server(
+                (host, int(self.settings.dimse_port)), block=False, evt_handlers=self.handlers())
+            log.info("DIMSE %s listening on %s:%d", self.settings.ae_title, *self.address)
+        if self.settings.dimse_tls_port:
+            from ..auth.tls import server_context
+
+            self._tls_listener = self.ae.start_server(
+                (host, int(self.settings.dimse_tls_port)), block=False, evt_handlers=self.handlers(),
+                ssl_context=server_context(self.settings))
+            log.info("DIMSE %s listening with TLS on %s:%d%s", self.settings.ae_title,
+                     *self._tls_listener.server_address[:2],
+                     " (client certificates required)" if self.settings.tls_ca else "")
 
     async def stop(self) -> None:
-        if self._listener is None:
+        if self._listener is None and self._tls_listener is None:
             return
         # shutdown joins handler threads, which may be waiting on this loop: not on the loop thread
         await asyncio.to_thread(self.ae.shutdown)
-        self._listener = None
+        self._listener = self._tls_listener = None

@@ -12,6 +12,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..auth.http import Authenticate
+from ..auth.proxies import TrustedProxies
 from ..server import Server
 from . import studies, workitems
 from .media import HTTPProblem
@@ -71,7 +73,8 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
     app = Starlette(
         routes=[Route("/health", health), *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,
-        middleware=[Middleware(RejectNul)],
+        middleware=[Middleware(TrustedProxies, trusted=server.settings.trusted_proxies), Middleware(RejectNul),
+                    Middleware(Authenticate, verifier=server.verifier)],
         exception_handlers={HTTPProblem: problem, Exception: internal_error},
     )
     app.state.server = server

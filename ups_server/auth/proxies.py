@@ -1,0 +1,52 @@
+"""X-Forwarded-* only from trusted proxies.
+
+A request from an address in ``--trusted-proxies`` keeps its ``X-Forwarded-*`` headers (which
+make ``Location`` and the WebSocket URL name the host and scheme the client used) and its client
+address becomes the last address in ``X-Forwarded-For`` that is not a trusted proxy. Any other
+request has those headers removed, so a client cannot rewrite the URLs the server answers with.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+_FORWARDED = (b"forwarded", b"x-forwarded-")
+
+
+class TrustedProxies:
+    def __init__(self, app: ASGIApp, trusted: Iterable[str]):
+        self.app = app
+        self.networks = [ipaddress.ip_network(c, strict=False) for c in trusted]
+
+    def trusts(self, address: str | None) -> bool:
+        if not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks if net.version == ip.version)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            if self.trusts(client[0] if client else None):
+                forwarded_for = self._forwarded_for(scope)
+                if forwarded_for:
+                    scope = {**scope, "client": (forwarded_for, 0)}
+            else:
+                headers = [(k, v) for k, v in scope["headers"] if not k.startswith(_FORWARDED)]
+                if len(headers) != len(scope["headers"]):
+                    scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
+
+    def _forwarded_for(self, scope: Scope) -> str | None:
+        chain = [a.strip() for k, v in scope["headers"] if k == b"x-forwarded-for"
+                 for a in v.decode("latin-1").split(",") if a.strip()]
+        for address in reversed(chain):
+            if not self.trusts(address):
+                return address
+        return chain[0] if chain else None
