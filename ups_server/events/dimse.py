@@ -2,6 +2,11 @@
 UPS-EVT-01) to subscriber AEs listed in ``settings.ae_table``, over new associations opened
 in worker threads so that the event loop never waits on the network.
 
+The server is the SCP of UPS Event (it sends the reports) while it requests the association, so
+it proposes SCP/SCU Role Selection (PS3.7 D.3.3.4): SCP role yes, SCU role no. Receivers such as
+dcm4che's ``upsscu -O receive`` accept the class only then; receivers that ignore role selection
+accept it with their default roles, and the reports go out on the same context.
+
 Exactly one process sends each outbox row: a per-AE advisory lock gives one process the AE's
 turn (events stay in order), and its rows are taken ``FOR UPDATE SKIP LOCKED``. A failed
 delivery is retried with backoff until the replay window has passed; an unreachable AE only
@@ -18,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydicom import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import AE, build_role, evt
 
 from ..config import Settings
 from ..dicom.dataset import to_pydicom
@@ -48,7 +53,9 @@ def send_reports(calling_aet: str, aet: str, address: str, rows: list[dict[str, 
     ae.add_requested_context(UPS_EVENT)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = TIMEOUT_SECONDS
     host, port = parse_address(address)
-    assoc = ae.associate(host, port, ae_title=aet, evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)])
+    role = build_role(UPS_EVENT, scu_role=False, scp_role=True)
+    assoc = ae.associate(host, port, ae_title=aet, ext_neg=[role],
+                         evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)])
     if not assoc.is_established:
         log.warning("N-EVENT-REPORT to %s at %s: association not established", aet, address)
         return []
