@@ -72,6 +72,9 @@ class DimseServer:
         self.allowed_aes = [a.strip() for a in self.settings.allowed_aes if a.strip()]
         self.ae.require_calling_aet = self.allowed_aes
         self.bridge: Bridge | None = None
+        from .identity import AssociationIdentity
+
+        self.identity = AssociationIdentity(self)
         self._listener: ThreadedAssociationServer | None = None
         self._tls_listener: ThreadedAssociationServer | None = None
 
@@ -89,6 +92,7 @@ class DimseServer:
         return [
             (evt.EVT_CONN_OPEN, on_connection),
             (evt.EVT_REQUESTED, self._check_caller),
+            (evt.EVT_USER_ID, self.identity.on_user_identity),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, make_store_handler(self)),
             (evt.EVT_C_FIND, make_find_handler(self)),

@@ -7,6 +7,8 @@ codes the adapters need besides them.
 from __future__ import annotations
 
 SUCCESS = 0x0000
+# PS3.7 C.5.x general status: the principal of the association may not do this (auth, issue 10)
+NOT_AUTHORIZED = 0x0124
 # C-STORE (PS3.4 B.2.3)
 STORE_DATASET_DOES_NOT_MATCH = 0xA900
 STORE_CANNOT_UNDERSTAND = 0xC000

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydicom import Dataset
 from pynetdicom.events import Event
 
+from ..auth.principal import INGEST
 from . import status
 
 if TYPE_CHECKING:
@@ -48,6 +49,11 @@ def make_store_handler(dimse: DimseServer):
             log.warning("C-STORE: cannot decode the dataset: %s", exc)
             return _failure(status.STORE_CANNOT_UNDERSTAND, f"cannot decode the dataset: {exc}")
         requestor = event.assoc.requestor
+        principal = dimse.identity.principal(event.assoc)
+        if not principal.has(INGEST):
+            log.warning("C-STORE from %s refused: it has no ingest role (roles: %s)", requestor.ae_title,
+                        ", ".join(sorted(principal.roles)) or "none")
+            return _failure(status.NOT_AUTHORIZED, "not authorized to store: no ingest role")
         try:
             dimse.bridge.call(_call(ingest.store, ds, source_ae=requestor.ae_title,
                                     source_host=requestor.address, receiving_ae=event.assoc.acceptor.ae_title))
