@@ -110,18 +110,21 @@ def ups_server_command(tmp_path_factory) -> str:
     return script
 
 
-@pytest.fixture
-def start_ups_server(tmp_path_factory, ups_server_command) -> Iterator[Callable[..., RunningServer]]:
-    """Factory: ``start_ups_server(*extra_args, data_dir=None, ae_title="UPS_SERVER")``."""
-    started: list[RunningServer] = []
+class ServerStarter:
+    """Starts servers (``start``) and stops them all (``stop_all``): behind the fixtures."""
 
-    def start(*extra_args: str, data_dir: Path | None = None, ae_title: str = "UPS_SERVER",
-              env: dict[str, str] | None = None) -> RunningServer:
-        data_dir = Path(data_dir or tmp_path_factory.mktemp("ups-data"))
-        http_port, dimse_port = free_port(), free_port()
+    def __init__(self, tmp_path_factory, command: str):
+        self.tmp_path_factory = tmp_path_factory
+        self.command = command
+        self.started: list[RunningServer] = []
+
+    def start(self, *extra_args: str, data_dir: Path | None = None, ae_title: str = "UPS_SERVER",
+              env: dict[str, str] | None = None, dimse_port: int | None = None) -> RunningServer:
+        data_dir = Path(data_dir or self.tmp_path_factory.mktemp("ups-data"))
+        http_port, dimse_port = free_port(), dimse_port or free_port()
         log_path = data_dir / f"server-{http_port}.log"
         args = [
-            ups_server_command, "serve",
+            self.command, "serve",
             "--data-dir", str(data_dir), "--http-port", str(http_port), "--dimse-port", str(dimse_port),
             "--ae-title", ae_title, "--base-path", BASE_PATH, *extra_args,
         ]
@@ -131,19 +134,35 @@ def start_ups_server(tmp_path_factory, ups_server_command) -> Iterator[Callable[
             process = subprocess.Popen(args, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT, env=environ)
         server = RunningServer(process, f"http://127.0.0.1:{http_port}{BASE_PATH}", http_port, dimse_port,
                                ae_title, data_dir, log_path, args)
-        started.append(server)
+        self.started.append(server)
         _wait_healthy(server)
         return server
 
-    yield start
-    failures = []
-    for server in reversed(started):
-        if server.process.poll() is None:
-            server.stop()
-            if server.process.returncode not in (0, -signal.SIGTERM):
-                failures.append(f"exit code {server.process.returncode}; log:\n{server.log()}")
-    if failures:
-        pytest.fail("ups-server did not stop cleanly: " + "\n".join(failures))
+    def stop_all(self) -> None:
+        failures = []
+        for server in reversed(self.started):
+            if server.process.poll() is None:
+                server.stop()
+                if server.process.returncode not in (0, -signal.SIGTERM):
+                    failures.append(f"exit code {server.process.returncode}; log:\n{server.log()}")
+        if failures:
+            pytest.fail("ups-server did not stop cleanly: " + "\n".join(failures))
+
+
+@pytest.fixture
+def start_ups_server(tmp_path_factory, ups_server_command) -> Iterator[Callable[..., RunningServer]]:
+    """Factory: ``start_ups_server(*extra_args, data_dir=None, ae_title="UPS_SERVER", dimse_port=None)``."""
+    starter = ServerStarter(tmp_path_factory, ups_server_command)
+    yield starter.start
+    starter.stop_all()
+
+
+@pytest.fixture(scope="module")
+def start_module_server(tmp_path_factory, ups_server_command) -> Iterator[Callable[..., RunningServer]]:
+    """``start_ups_server`` for servers shared by the tests of one module."""
+    starter = ServerStarter(tmp_path_factory, ups_server_command)
+    yield starter.start
+    starter.stop_all()
 
 
 @pytest.fixture

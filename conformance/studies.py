@@ -18,7 +18,8 @@ def name_based_uid(name: str) -> str:
     return f"2.25.{int.from_bytes(b, 'big')}"
 
 
-def write_study(directory: Path, study_uid: str, count: int = 2) -> list[Path]:
+def write_study(directory: Path, study_uid: str, count: int = 2, patient_id: str = "PAT-DR-1",
+                accession: str = "ACC-DR-1") -> list[Path]:
     """``count`` tiny Secondary Capture instances of one study, as DICOM files."""
     directory.mkdir(parents=True, exist_ok=True)
     series_uid = generate_uid()
@@ -28,8 +29,8 @@ def write_study(directory: Path, study_uid: str, count: int = 2) -> list[Path]:
         ds.SOPClassUID = SecondaryCaptureImageStorage
         ds.SOPInstanceUID = generate_uid()
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Doe^Jane", "PAT-DR-1", "19700101", "F"
-        ds.AccessionNumber, ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "ACC-DR-1", "1", 1, i + 1
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Doe^Jane", patient_id, "19700101", "F"
+        ds.AccessionNumber, ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = accession, "1", 1, i + 1
         ds.StudyDate, ds.StudyTime, ds.Modality, ds.ConversionType = "20261123", "101500", "OT", "WSD"
         ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.Rows, ds.Columns = 1, "MONOCHROME2", 4, 4
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0

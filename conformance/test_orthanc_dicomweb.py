@@ -5,10 +5,6 @@ searching and retrieving. Each time the double-reading rules must give the two r
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,59 +15,25 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-from .conftest import RunningServer, free_port
+from .conftest import RunningServer
+from .orthanc import DICOMWEB_PLUGIN, run_orthanc
+from .orthanc import upload as upload_files
 from .studies import name_based_uid, write_study
 
-ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
-DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-START_TIMEOUT = 60
 JSON = {"Accept": "application/dicom+json"}
 
 
 @pytest.fixture
 def orthanc(tmp_path: Path, ups_server: RunningServer) -> Iterator[str]:
     """An Orthanc whose modality "ups" and DICOMweb server "ups" are the ups-server under test."""
-    if not Path(ORTHANC).exists():
-        pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
-    http_port = free_port()
-    config = {
-        "Name": "conformance", "StorageDirectory": str(tmp_path / "orthanc"),
-        "IndexDirectory": str(tmp_path / "orthanc"), "HttpPort": http_port, "DicomPort": free_port(),
-        "DicomAet": "ORTHANC", "RemoteAccessAllowed": True, "AuthenticationEnabled": False,
-        "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
-        "DicomModalities": {"ups": [ups_server.ae_title, "127.0.0.1", ups_server.dimse_port]},
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Servers": {"ups": [ups_server.base_url + "/"]}},
-    }
-    path = tmp_path / "orthanc.json"
-    path.write_text(json.dumps(config))
-    log = tmp_path / "orthanc.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([ORTHANC, str(path)], stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Orthanc exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/system", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"Orthanc did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(20)
+    with run_orthanc(tmp_path / "orthanc", "ORTHANC", {"ups": [ups_server.ae_title, "127.0.0.1", ups_server.dimse_port]},
+                     {"ups": [ups_server.base_url + "/"]}) as orthanc:
+        yield orthanc.url
 
 
 def upload(orthanc: str, files: list[Path]) -> str:
     """The files into Orthanc (REST); Orthanc's id of their study."""
-    ids = {httpx.post(f"{orthanc}/instances", content=f.read_bytes(), timeout=30).json()["ParentStudy"]
-           for f in files}
-    [study_id] = ids
+    [study_id] = {answer["ParentStudy"] for answer in upload_files(orthanc, files)}
     return study_id
 
 

@@ -34,7 +34,9 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str]) -> No
     for name in names:
         flag = "--" + name.replace("_", "-")
         help_text = f"{Settings.HELP[name]} (env {Settings.env_name(name)}; default: {getattr(defaults, name)})"
-        if name == "migrate":
+        if name == "archives":  # repeatable: --archive A=... --archive B=...
+            parser.add_argument("--archive", dest=name, action="append", default=None, help=help_text)
+        elif name == "migrate":
             parser.add_argument("--no-migrate", dest="migrate", action="store_const", const=False,
                                 help=f"do not apply database migrations at start (env {Settings.env_name(name)}=false)")
         else:

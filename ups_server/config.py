@@ -49,6 +49,10 @@ class Settings:
     tls_key: Path | None = None
     tls_ca: Path | None = None
     dimse_tls_port: int | None = None
+    # archives studies are retrieved from (issue 14), in order: the first is the primary
+    archives: list[str] = field(default_factory=list)
+    retrieve_attempts: int = 5
+    retrieve_retry_seconds: int = 30
 
     HELP: ClassVar[dict[str, str]] = {
         "host": "interface to listen on for HTTP",
@@ -87,12 +91,21 @@ class Settings:
         "tls_key": "PEM private key of --tls-cert",
         "tls_ca": "PEM CA bundle: DIMSE TLS clients must present a certificate it signed",
         "dimse_tls_port": "DIMSE over TLS port (needs --tls-cert/--tls-key; 0 or empty: off)",
+        "archives": "an archive to retrieve studies from, NAME=AET@host:port[?method=move|get][&associations=N] "
+                    "(repeat --archive, in order: the first is the primary; env: comma list)",
+        "retrieve_attempts": "attempts of a retrieve job while an archive is unreachable before it fails",
+        "retrieve_retry_seconds": "seconds before the first retry of a retrieve job (doubling after each)",
     }
 
     def __post_init__(self) -> None:
         from .auth.settings import problems
+        from .retrieve.archives import parse_archives
 
         found = problems(self)
+        try:
+            parse_archives(self.archives)
+        except ValueError as exc:
+            found.append(str(exc))
         if found:
             raise ValueError("; ".join(found))
 

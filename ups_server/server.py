@@ -44,6 +44,7 @@ class Server:
         self.components: list[Component] = []
         self.dimse = None  # the DimseServer when settings.dimse_port is set
         self.events = None  # events.component.Events: subscriptions and event delivery
+        self.retrieve = None  # retrieve.worker.RetrieveWorker: jobs pulling studies from the archives
         self.ready = False
         self.verifier = build_verifier(settings)  # OIDC bearer tokens (None: --auth none)
 
@@ -76,6 +77,11 @@ class Server:
 
             self.dimse = DimseServer(self)
             components.append(self.dimse)
+        from .retrieve.worker import RetrieveWorker
+
+        # after DIMSE, so it stops first: stores of a C-MOVE under way still land
+        self.retrieve = RetrieveWorker(self.database.engine, self.ingest, self.settings)
+        components.append(self.retrieve)
         return components
 
     async def announce_shutdown(self) -> None:

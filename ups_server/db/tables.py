@@ -190,3 +190,27 @@ event_outbox = Table(
     Column("dimse_next_at", DateTime(timezone=True)),
     Column("dimse_done_at", DateTime(timezone=True)),
 )
+
+# --- retrieve jobs (issue 14) ---------------------------------------------------------------
+# A study (``study_uid``) or a patient ID + accession number lookup to pull from the archives;
+# taken by a worker with FOR UPDATE SKIP LOCKED. A lookup job ends ``done`` once it has queued one
+# study job per study found (``parent_id`` = the lookup). ``next_at``: when a retry is due.
+retrieve_jobs = Table(
+    "retrieve_jobs",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("state", Text, nullable=False, server_default="queued"),
+    Column("study_uid", Text),
+    Column("patient_id", Text),
+    Column("accession_number", Text),
+    Column("parent_id", BigInteger, ForeignKey("retrieve_jobs.id", ondelete="CASCADE"), index=True),
+    Column("archive", Text),  # the name of the archive that had the study
+    Column("instances_expected", BigInteger),  # instances of the study at that archive
+    Column("instances_present_before", BigInteger),
+    Column("instances_retrieved", BigInteger, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("attempts", BigInteger, nullable=False, server_default="0"),
+    Column("next_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

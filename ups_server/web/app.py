@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..auth.http import Authenticate
 from ..auth.proxies import TrustedProxies
 from ..server import Server
-from . import studies, workitems
+from . import retrieve, studies, workitems
 from .media import HTTPProblem
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
                 await server.close()
 
     base = server.settings.base_path.rstrip("/")
-    dicomweb = workitems.routes() + studies.routes()  # UPS-RS; STOW/QIDO/WADO-RS
+    dicomweb = workitems.routes() + studies.routes() + retrieve.routes()  # UPS-RS; STOW/QIDO/WADO-RS; jobs
     app = Starlette(
         routes=[Route("/health", health), *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,
