@@ -14,6 +14,7 @@ from ups_server.retrieve.archives import Archive, parse_archive
 
 from .conftest import free_port
 from .dicom_instances import uid
+from .oidc_issuer import AUDIENCE, Issuer, bearer
 
 
 @pytest.fixture
@@ -113,3 +114,25 @@ def test_bad_archive_settings_are_refused_with_the_reason(spec, reason):
 def test_duplicate_archive_names_are_refused():
     with pytest.raises(ValueError, match="more than once: A"):
         Settings(archives=["A=X@h:1", "A=Y@h:2"])
+
+
+class TestUnderOidc:
+    """Under --auth oidc the admin role, or the retrieve role, may queue and read retrieve jobs."""
+
+    @pytest.fixture(scope="class")
+    def issuer(self):
+        issuer = Issuer()
+        yield issuer
+        issuer.close()
+
+    @pytest.fixture
+    def settings(self, settings, issuer):
+        return dataclasses.replace(settings, auth="oidc", oidc_issuer=issuer.url, oidc_audience=AUDIENCE)
+
+    @pytest.mark.parametrize(("roles", "status"), [(("admin",), 202), (("retrieve",), 202),
+                                                   (("reader", "arbitrator", "ingest"), 403)])
+    async def test_roles(self, http, issuer, roles, status):
+        headers = bearer(issuer.token(roles=roles))
+        r = await http.post("/retrieve-jobs", json={"studies": [uid()]}, headers=headers)
+        assert r.status_code == status, r.text
+        assert (await http.get("/retrieve-jobs", headers=headers)).status_code == (200 if status == 202 else 403)

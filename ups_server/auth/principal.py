@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 READER, ARBITRATOR, ADMIN, INGEST = "reader", "arbitrator", "admin", "ingest"
-ROLES = frozenset({READER, ARBITRATOR, ADMIN, INGEST})
+RETRIEVE = "retrieve"  # may queue and follow retrieve jobs (as admin may)
+ROLES = frozenset({READER, ARBITRATOR, ADMIN, INGEST, RETRIEVE})
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..auth.http import principal_of
+from ..auth.principal import ADMIN, RETRIEVE
 from ..dicom.query import QueryError, int_param
 from ..dicom.uids import is_valid_uid
 from ..retrieve import jobs
@@ -21,9 +23,8 @@ DEFAULT_LIST_LIMIT = 100
 
 
 def may_retrieve(request: Request) -> bool:
-    """Who may queue and read retrieve jobs. Open mode: anyone. Hook for ``--auth oidc``
-    (identity, issue 10): the principal needs the ``admin`` or ``retrieve`` role."""
-    return True
+    """Who may queue and read retrieve jobs: the ``admin`` or ``retrieve`` role (open mode: anyone)."""
+    return principal_of(request).has(ADMIN, RETRIEVE)
 
 
 def _check(request: Request) -> None:
