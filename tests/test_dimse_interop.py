@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pynetdicom.sop_class import (
+    UnifiedProcedureStepPull,
+    UnifiedProcedureStepQuery,
+    UnifiedProcedureStepWatch,
+)
 
 from ups_server.dicom.uids import UPS_PULL, UPS_PUSH
 
@@ -57,6 +62,33 @@ async def test_pynetdicom_findscu_finds_workitems_by_performer_code(server, tmp_
         # only the requested keys come back
         assert set(ds.dir()) <= {"SOPInstanceUID", "ProcedureStepState", "ScheduledHumanPerformersSequence",
                                  "SpecificCharacterSet"}
+
+
+async def test_findscu_without_keys_returns_every_match_by_uid(server, tmp_path):
+    # `findscu -M UPSQuery` (dcm4che) with no keys sends an Identifier without a single key:
+    # every workitem matches (UPS-FIND-07, as GET /workitems without keys) and each response
+    # holds at least its SOP Instance UID (an empty response cannot be encoded: C312 before).
+    # pynetdicom's findscu cannot send a zero-length data set, so the Identifier here holds only
+    # Specific Character Set, which is never a key (UPS-FIND-06): the same query, no keys.
+    uids = [f"{ROOT}.2.{i}" for i in range(3)]
+    for uid in uids:
+        await server.ups.create(uid, new_workitem())
+    _, port = server.dimse.address
+    found = await findscu(port, tmp_path, "SpecificCharacterSet=ISO_IR 100")
+    assert [str(ds.SOPInstanceUID) for ds in found] == uids
+
+
+async def test_identifier_without_keys_over_each_find_model(server):
+    # the same over UPS Pull, Watch and Query, with the final status Success (no C312 / C000)
+    uid = f"{ROOT}.3.1"
+    await server.ups.create(uid, new_workitem())
+    host, port = server.dimse.address
+    for model in (UnifiedProcedureStepPull, UnifiedProcedureStepWatch, UnifiedProcedureStepQuery):
+        with UPSClient(host, port) as scu:
+            status, matches = await asyncio.to_thread(scu.find, {"00080005": el("CS", "ISO_IR 100")}, model)
+        assert status == 0x0000, hex(status)
+        assert [m["00080018"] for m in matches] == [el("UI", uid)]
+        assert set(matches[0]) <= {"00080005", "00080018"}  # nothing but the UID (and character set)
 
 
 async def test_upsscu_message_sequence_succeeds(server):

@@ -234,7 +234,12 @@ def shape_http(ds: JsonDataset, query: Query) -> JsonDataset:
 
 def shape_dimse(ds: JsonDataset, keys: list[Match], top: bool = True) -> JsonDataset:
     """A C-FIND response identifier (UPS-FIND-02): only the requested keys (+ Specific
-    Character Set when the workitem has one); sequence items cut to the requested item keys."""
+    Character Set when the workitem has one); sequence items cut to the requested item keys.
+    An Identifier with no keys matches every workitem (UPS-FIND-07, as Search without keys) and
+    gets each one's SOP Instance UID: a response must name what matched, and an empty one
+    cannot even be encoded."""
+    if top and not any(m.tag != TRANSACTION_UID for m in keys):
+        keys = [Match(t.SOP_INSTANCE_UID, "UI")]
     out: JsonDataset = {}
     if top and SPECIFIC_CHARACTER_SET in ds:
         out[SPECIFIC_CHARACTER_SET] = ds[SPECIFIC_CHARACTER_SET]
