@@ -41,11 +41,16 @@ UPS_SOP_CLASSES = [
 
 
 def add_supported_contexts(ae: AE) -> None:
-    """Verification, every storage SOP class, and the five UPS SOP classes."""
+    """Verification, every storage SOP class (also in the SCP role, for C-GET), the five UPS SOP
+    classes and Study / Patient Root Query/Retrieve (FIND, MOVE, GET)."""
+    from .qr import QR_CLASSES
+
     ae.add_supported_context(Verification, UNCOMPRESSED)
     for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, STORAGE_TRANSFER_SYNTAXES)
+        ae.add_supported_context(cx.abstract_syntax, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
     for uid in UPS_SOP_CLASSES:
+        ae.add_supported_context(uid, UNCOMPRESSED)
+    for uid in QR_CLASSES:
         ae.add_supported_context(uid, UNCOMPRESSED)
 
 

@@ -33,6 +33,11 @@ def _failure(code: int, comment: str) -> Dataset:
 def make_find_handler(dimse: DimseServer):
     def handle_find(event: Event) -> Iterator[FindReply]:
         from ..dicom.query import QueryError, query_from_identifier
+        from . import qr
+
+        if event.request.AffectedSOPClassUID in qr.FIND_CLASSES:  # Query/Retrieve of stored studies
+            yield from qr.find(dimse, event)
+            return
 
         try:
             query = query_from_identifier(from_pydicom(event.identifier))

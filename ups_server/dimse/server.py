@@ -87,6 +87,7 @@ class DimseServer:
 
     def handlers(self) -> list[tuple[Any, Any]]:
         from .find import make_find_handler
+        from .qr import make_get_handler, make_move_handler
         from .ups import make_ups_handlers
 
         return [
@@ -96,6 +97,8 @@ class DimseServer:
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, make_store_handler(self)),
             (evt.EVT_C_FIND, make_find_handler(self)),
+            (evt.EVT_C_MOVE, make_move_handler(self)),
+            (evt.EVT_C_GET, make_get_handler(self)),
             *make_ups_handlers(self),
         ]
 

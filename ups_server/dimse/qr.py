@@ -1,0 +1,290 @@
+"""Query/Retrieve SCP for the stored studies: Study Root and Patient Root C-FIND, C-MOVE, C-GET.
+
+C-FIND parses the identifier with the one identifier parser (``dicom.query``) and matches with the
+catalog's study / series / instance searches, the ones QIDO-RS uses; each response holds the keys
+asked for (plus the unique keys of its level and above). C-MOVE sends to an AE of ``--ae-table``;
+C-GET sends on the association itself. Hierarchical queries (PS3.4 C.4.1.2.1): SERIES and IMAGE
+level need the Study Instance UID. Who may query and retrieve: ``may_query`` (QIDO/WADO's rule).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pydicom import Dataset, dcmread
+from pynetdicom import build_context
+from pynetdicom.events import Event
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+from ..auth.principal import Principal
+from ..dicom.dataset import JsonDataset, element, first, from_pydicom, to_pydicom, vr_of
+from ..dicom.query import Match, QueryError, query_from_identifier
+from ..ingest import catalog
+from . import status
+from .contexts import UNCOMPRESSED
+
+if TYPE_CHECKING:
+    from .server import DimseServer
+
+log = logging.getLogger(__name__)
+
+PATIENT_ROOT = {PatientRootQueryRetrieveInformationModelFind, PatientRootQueryRetrieveInformationModelGet,
+                PatientRootQueryRetrieveInformationModelMove}
+FIND_CLASSES = {StudyRootQueryRetrieveInformationModelFind, PatientRootQueryRetrieveInformationModelFind}
+MOVE_CLASSES = [StudyRootQueryRetrieveInformationModelMove, PatientRootQueryRetrieveInformationModelMove]
+GET_CLASSES = [StudyRootQueryRetrieveInformationModelGet, PatientRootQueryRetrieveInformationModelGet]
+QR_CLASSES = [*FIND_CLASSES, *MOVE_CLASSES, *GET_CLASSES]
+
+LEVEL, RETRIEVE_AE = "00080052", "00080054"
+PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E", "00080018"
+NUMBER_OF_PATIENT_STUDIES = "00201200"
+UNIQUE_KEYS = {"PATIENT": [PATIENT_ID], "STUDY": [STUDY_UID], "SERIES": [STUDY_UID, SERIES_UID],
+               "IMAGE": [STUDY_UID, SERIES_UID, SOP_UID]}
+PAGE = 500
+MAX_SUBOPERATIONS = 65535  # Number of ... Sub-operations are US
+
+
+class IdentifierError(ValueError):
+    """An identifier this SCP cannot answer; the text says why (status A900)."""
+
+
+def may_query(principal: Principal) -> bool:
+    """Who may query and retrieve stored studies: as for QIDO-RS / WADO-RS, any principal with a
+    role (open mode: everyone). Visibility narrower than that (issue 10) plugs in here."""
+    return bool(principal.roles)
+
+
+def _failure(code: int, comment: str) -> Dataset:
+    rsp = Dataset()
+    rsp.Status = code
+    rsp.ErrorComment = comment[:64]
+    return rsp
+
+
+# ---- the identifier --------------------------------------------------------------------------
+
+
+class Request:
+    """A Q/R identifier: its level, its keys as the one parser reads them, the JSON asked for."""
+
+    def __init__(self, identifier: Dataset, sop_class: str):
+        self.asked: JsonDataset = from_pydicom(identifier)
+        self.patient_root = sop_class in PATIENT_ROOT
+        level = str(first(self.asked, LEVEL, "")).strip().upper()
+        levels = ("PATIENT", "STUDY", "SERIES", "IMAGE") if self.patient_root else ("STUDY", "SERIES", "IMAGE")
+        if level not in levels:
+            raise IdentifierError(f"Query/Retrieve Level {level or '(none)'!r} is not one of {', '.join(levels)}")
+        self.level = level
+        try:
+            query = query_from_identifier({t: e for t, e in self.asked.items() if t not in (LEVEL, RETRIEVE_AE)})
+        except QueryError as exc:
+            raise IdentifierError(str(exc)) from None
+        self.keys: list[Match] = [m for m in query.keys if not m.is_universal and not m.is_sequence]
+
+    def values(self, tag: str) -> list[str]:
+        match = next((m for m in self.keys if m.tag == tag), None)
+        return match.values if match else []
+
+    def params(self, skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """The matching keys as catalog (QIDO-RS) search parameters."""
+        return [(m.tag, ",".join(m.values)) for m in self.keys if m.tag not in skip]
+
+    def studies(self) -> list[str]:
+        """The Study Instance UIDs a SERIES or IMAGE level request is under (hierarchical)."""
+        found = self.values(STUDY_UID)
+        if not found:
+            raise IdentifierError(f"a {self.level} level request needs the Study Instance UID (0020,000D)")
+        return found
+
+    def reply(self, match: JsonDataset, ae_title: str) -> Dataset:
+        """The keys asked for, valued from ``match``, and the unique keys of the level and above."""
+        out: JsonDataset = {}
+        for tag, elem in self.asked.items():
+            if tag == LEVEL:
+                out[tag] = element("CS", self.level)
+            elif tag == RETRIEVE_AE:
+                out[tag] = element("AE", ae_title)
+            else:
+                out[tag] = match.get(tag) or {"vr": elem.get("vr") or vr_of(tag)}
+        for tag in UNIQUE_KEYS[self.level] + ([PATIENT_ID] if self.patient_root else []):
+            if tag in match:
+                out[tag] = match[tag]
+        return to_pydicom(out)
+
+
+# ---- C-FIND ----------------------------------------------------------------------------------
+
+
+def find(dimse: DimseServer, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+    """The C-FIND of a Q/R Information Model: one Pending response per match."""
+    caller = event.assoc.requestor.ae_title
+    if not may_query(dimse.identity.principal(event.assoc)):
+        yield _failure(status.NOT_AUTHORIZED, "not authorized to query stored studies"), None
+        return
+    try:
+        request = Request(event.identifier, event.request.AffectedSOPClassUID)
+        pages = _matches(dimse, request)
+        first_page = next(pages, [])
+    except IdentifierError as exc:
+        log.info("Q/R C-FIND from %s refused: %s", caller, exc)
+        yield _failure(status.FIND_IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
+        return
+    except Exception as exc:
+        log.error("Q/R C-FIND failed", exc_info=exc)
+        yield _failure(status.FIND_UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}"), None
+        return
+    for page in itertools.chain([first_page], pages):
+        for match in page:
+            if event.is_cancelled:
+                yield status.FIND_CANCELED, None
+                return
+            yield status.FIND_PENDING, request.reply(match, dimse.settings.ae_title)
+
+
+def _matches(dimse: DimseServer, request: Request) -> Iterator[list[JsonDataset]]:
+    """Pages of matches (DICOM JSON) of ``request`` at its level."""
+    engine = dimse.server.ingest.engine
+    call = dimse.bridge.call
+    if request.level in ("PATIENT", "STUDY"):
+        offset, seen = 0, set()
+        while page := call(catalog.search_studies(engine, request.params(), PAGE, offset)):
+            offset += len(page)
+            if request.level == "STUDY":
+                yield page
+                continue
+            patients = _patients(page, seen)
+            if patients:
+                yield patients
+        return
+    for study in request.studies():
+        if request.level == "SERIES":
+            params = request.params(skip=(STUDY_UID,))
+            found = call(catalog.search_series(engine, study, params, None, 0))
+        else:
+            series = request.values(SERIES_UID)
+            params = request.params(skip=(STUDY_UID, SERIES_UID))
+            found = [m for se in (series or [None])
+                     for m in call(catalog.search_instances(engine, study, se, params, None, 0))]
+        if found:
+            yield found
+
+
+def _patients(studies: list[JsonDataset], seen: set[str]) -> list[JsonDataset]:
+    """PATIENT level: each patient once, with its patient attributes (from its first study)."""
+    out = []
+    for study in studies:
+        pid = first(study, PATIENT_ID, "")
+        if pid in seen:
+            continue
+        seen.add(pid)
+        out.append({tag: value for tag, value in study.items() if tag.startswith("0010")})
+    return out
+
+
+# ---- C-MOVE and C-GET ------------------------------------------------------------------------
+
+
+def _instances(dimse: DimseServer, request: Request) -> list[dict[str, Any]]:
+    """The stored instances a C-MOVE / C-GET identifier names."""
+    engine = dimse.server.ingest.engine
+    call = dimse.bridge.call
+    if request.level == "PATIENT":
+        patients = request.values(PATIENT_ID)
+        if not patients:
+            raise IdentifierError("a PATIENT level retrieve needs the Patient ID (0010,0020)")
+        studies = [first(s, STUDY_UID) for s in call(catalog.search_studies(engine, request.params(), None, 0))]
+    else:
+        studies = request.studies()
+    series = set(request.values(SERIES_UID)) if request.level in ("SERIES", "IMAGE") else set()
+    sops = set(request.values(SOP_UID)) if request.level == "IMAGE" else set()
+    if request.level == "SERIES" and not series:
+        raise IdentifierError("a SERIES level retrieve needs the Series Instance UID (0020,000E)")
+    if request.level == "IMAGE" and not sops:
+        raise IdentifierError("an IMAGE level retrieve needs the SOP Instance UID (0008,0018)")
+    rows = [row for study in studies for row in call(catalog.instance_rows(engine, study))]
+    return [row for row in rows if (not series or row["series_uid"] in series)
+            and (not sops or row["sop_instance_uid"] in sops)]
+
+
+def _datasets(dimse: DimseServer, event: Event, rows: list[dict[str, Any]]
+              ) -> Iterator[tuple[int, Dataset | None]]:
+    for row in rows:
+        if event.is_cancelled:
+            yield status.RETRIEVE_CANCELED, None
+            return
+        yield status.RETRIEVE_PENDING, dcmread(dimse.server.ingest.path_of(row["path"]))
+
+
+def _resolve(dimse: DimseServer, event: Event) -> tuple[list[dict[str, Any]] | None, Dataset | None]:
+    """(the instances to send, None) or (None, the failure to answer)."""
+    if not may_query(dimse.identity.principal(event.assoc)):
+        return None, _failure(status.NOT_AUTHORIZED, "not authorized to retrieve stored studies")
+    try:
+        rows = _instances(dimse, Request(event.identifier, event.request.AffectedSOPClassUID))
+    except IdentifierError as exc:
+        log.info("Q/R retrieve from %s refused: %s", event.assoc.requestor.ae_title, exc)
+        return None, _failure(status.RETRIEVE_IDENTIFIER_DOES_NOT_MATCH, str(exc))
+    except Exception as exc:
+        log.error("Q/R retrieve failed", exc_info=exc)
+        return None, _failure(status.RETRIEVE_UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}")
+    if len(rows) > MAX_SUBOPERATIONS:
+        return None, _failure(status.RETRIEVE_UNABLE_TO_PROCESS, f"{len(rows)} instances: retrieve fewer at once")
+    return rows, None
+
+
+def store_contexts(rows: list[dict[str, Any]]) -> list:
+    """Presentation contexts for sending ``rows``: each SOP class with its stored and the
+    uncompressed transfer syntaxes (at most 128)."""
+    syntaxes: dict[str, list[str]] = {}
+    for row in rows:
+        wanted = syntaxes.setdefault(row["sop_class_uid"], list(UNCOMPRESSED[:2]))
+        if row["transfer_syntax"] not in wanted:
+            wanted.insert(0, row["transfer_syntax"])
+    return [build_context(sop_class, ts) for sop_class, ts in list(syntaxes.items())[:128]]
+
+
+def make_move_handler(dimse: DimseServer):
+    def handle_move(event: Event) -> Iterator[Any]:
+        destination = event.move_destination.decode("ascii", "replace").strip() \
+            if isinstance(event.move_destination, bytes) else str(event.move_destination).strip()
+        address = dimse.settings.ae_table.get(destination)
+        if address is None:
+            log.info("C-MOVE from %s: move destination %r is not in ae_table", event.assoc.requestor.ae_title,
+                     destination)
+            yield None, None  # pynetdicom answers A801 Move Destination Unknown
+            return
+        host, _, port = address.rpartition(":")
+        rows, failure = _resolve(dimse, event)
+        if failure is not None:
+            yield host or "127.0.0.1", int(port)
+            yield 1
+            yield failure, None
+            return
+        yield host or "127.0.0.1", int(port), {"contexts": store_contexts(rows)}
+        yield len(rows)
+        yield from _datasets(dimse, event, rows)
+
+    return handle_move
+
+
+def make_get_handler(dimse: DimseServer):
+    def handle_get(event: Event) -> Iterator[Any]:
+        rows, failure = _resolve(dimse, event)
+        if failure is not None:
+            yield 1
+            yield failure, None
+            return
+        yield len(rows)
+        yield from _datasets(dimse, event, rows)
+
+    return handle_get
