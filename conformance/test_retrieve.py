@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +186,41 @@ def test_a_job_running_when_the_server_restarts_resumes(tmp_path, start_ups_serv
         found = wait_for(server, job_id)
     assert (found["state"], found["archive"], found["instances_retrieved"], found["attempts"]) == ("done", "VNA", 2, 2)
     assert_read_workitems(server, study, sops(files))
+
+
+def retrieve_cli(command: str, server: RunningServer, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([command, "retrieve", "--url", server.base_url, *args], capture_output=True, text=True,
+                          timeout=WAIT_SECONDS, check=False)
+
+
+def test_cli_waits_shows_a_summary_and_exits_1_when_a_study_is_not_found(tmp_path, archives, server,
+                                                                         ups_server_command):
+    vna, _, _ = archives
+    found, missing = generate_uid(), generate_uid()
+    upload(vna.url, write_study(tmp_path, found, count=2))
+    result = retrieve_cli(ups_server_command, server, "--study", found, missing, "--wait")
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = {line.split()[2]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert rows[found][1:6] == ["done", found, "VNA", "0", "2"]
+    assert rows[missing][1:4] == ["not_found", missing, "-"] and "none of the archives" in result.stdout
+    assert "2/2 jobs ended" in result.stderr  # the progress line
+
+
+def test_cli_reads_a_csv_of_studies_and_patient_accession_pairs(tmp_path, archives, server, ups_server_command):
+    vna, pacs, _ = archives
+    by_uid, by_accession = generate_uid(), generate_uid()
+    upload(vna.url, write_study(tmp_path / "a", by_uid, count=1))
+    upload(pacs.url, write_study(tmp_path / "b", by_accession, count=2, patient_id="CSV-PAT", accession="CSV-ACC"))
+    sheet = tmp_path / "jobs.csv"
+    sheet.write_text(f"study_uid,patient_id,accession_number\n{by_uid},,\n,CSV-PAT,CSV-ACC\n")
+    result = retrieve_cli(ups_server_command, server, "--csv", str(sheet), "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(by_uid in line and " done " in line and " VNA " in line for line in lines), result.stdout
+    assert any(by_accession in line and " done " in line and " PACS " in line for line in lines), result.stdout
+    assert any("patient CSV-PAT accession CSV-ACC" in line and " done " in line for line in lines), result.stdout
+
+    queued = retrieve_cli(ups_server_command, server, "--study", by_uid)  # without --wait: the ids
+    assert queued.returncode == 0 and queued.stdout.startswith("job ") and "queued" in queued.stdout
+    refused = retrieve_cli(ups_server_command, server, "--study", "not-a-uid")
+    assert refused.returncode == 2 and "not a Study Instance UID" in refused.stderr

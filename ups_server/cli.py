@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .rules_cli import add_rules_parser  # the rules subcommands (check, apply)
 
     add_rules_parser(sub, lambda p: _add_settings_flags(p, db_settings + ["rules"]))
+    from .retrieve.cli import add_retrieve_parser  # queue retrieve jobs on a running server
+
+    add_retrieve_parser(sub)
     return parser
 
 
