@@ -125,3 +125,26 @@ async def http(base_url):
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3 endpoint (moto's server) on a loopback port, for the whole session."""
+    from .s3 import start_moto
+
+    port = free_port()
+    process = start_moto(port)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(30)
+
+
+@pytest.fixture
+def bucket(moto_endpoint, monkeypatch):
+    """A new bucket; the AWS environment of this process points at it (as a node's would)."""
+    from .s3 import new_bucket
+
+    created = new_bucket(moto_endpoint)
+    for name, value in created.environ.items():
+        monkeypatch.setenv(name, value)
+    return created

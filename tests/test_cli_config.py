@@ -81,3 +81,18 @@ def test_bad_flag_value_is_a_usage_error(tmp_path: Path):
     out = _run("serve", "--http-port", "x", "--data-dir", str(tmp_path))
     assert out.returncode == 2
     assert "http_port" in out.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://host/x", "s3://", "file://", "/just/a/path"])
+def test_a_blob_store_url_of_another_form_is_a_usage_error(tmp_path: Path, url: str):
+    out = _run("serve", "--blob-store", url, "--data-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert "expected file://PATH or s3://BUCKET[/PREFIX]" in out.stderr
+
+
+def test_blob_store_forms():
+    from ups_server.ingest.blobs import parse_blob_url
+
+    assert parse_blob_url("file:///var/lib/ups") == ("file", "/var/lib/ups", "")
+    assert parse_blob_url("s3://reading/site-a/instances/") == ("s3", "reading", "site-a/instances")
+    assert _settings(["serve"], {"UPS_BLOB_STORE": "s3://b"}).blob_store == "s3://b"

@@ -17,6 +17,7 @@ class Settings:
     http_port: int = 8080
     base_path: str = "/dicom-web"
     data_dir: Path = Path("./ups-data")
+    blob_store: str | None = None  # file://PATH or s3://BUCKET/PREFIX; None: <data_dir>/blobs
     database_url: str | None = None
     migrate: bool = True
     log_level: str = "INFO"
@@ -36,6 +37,7 @@ class Settings:
     purge_completed_after: int = -1
     purge_canceled_after: int = -1
     housekeeping_interval: int = 60
+    blob_orphan_grace: int = 3600
     # identity and access (issue 10)
     auth: str = "none"  # none | oidc
     oidc_issuer: str | None = None
@@ -60,6 +62,9 @@ class Settings:
         "base_path": "path prefix of the DICOMweb service",
         "data_dir": "directory for the embedded PostgreSQL and the stored instances",
         "database_url": "PostgreSQL URL (postgresql://user:pass@host/db); none: embedded PostgreSQL in the data dir",
+        "blob_store": "where instances are stored: file://PATH or s3://BUCKET/PREFIX (S3 configured by "
+                      "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION); "
+                      "none: <data-dir>/blobs",
         "migrate": "apply database migrations at start",
         "log_level": "DEBUG, INFO, WARNING or ERROR",
         "dimse_port": "DIMSE port for C-STORE, C-ECHO and the UPS SOP classes (0: off)",
@@ -77,6 +82,8 @@ class Settings:
         "purge_canceled_after": "seconds after which a CANCELED workitem without a deletion lock is "
                                 "deleted (-1: never; 0: at the next housekeeping run)",
         "housekeeping_interval": "seconds between purge / outbox pruning runs (0: off)",
+        "blob_orphan_grace": "seconds after which housekeeping removes a stored object whose index row never "
+                             "committed (a crash between the two)",
         "auth": "none (open: one workstation; every client has every role) or oidc (bearer tokens of "
                 "--oidc-issuer; DIMSE: User Identity JWT or --ae-roles)",
         "oidc_issuer": "OIDC issuer URL (its /.well-known/openid-configuration names the signing keys)",
@@ -132,7 +139,12 @@ class Settings:
         unknown = set(values) - set(known)
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: _coerce(known[k].type, k, v) for k, v in values.items()})
+        settings = cls(**{k: _coerce(known[k].type, k, v) for k, v in values.items()})
+        if settings.blob_store:
+            from .ingest.blobs import parse_blob_url
+
+            parse_blob_url(settings.blob_store)  # a ValueError names the expected forms
+        return settings
 
 
 def _coerce(type_: Any, name: str, value: Any) -> Any:

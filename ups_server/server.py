@@ -59,6 +59,7 @@ class Server:
             await migrate.upgrade(engine)
         self.ups = UPSService(engine, default_worklist_label=self.settings.worklist_label)
         self.ingest = build_ingest(self)
+        await self.ingest.blobs.check()
         self.components = self._build_components()
         for component in self.components:
             await component.start()
@@ -71,6 +72,8 @@ class Server:
         from .events.component import Events
 
         self.events = Events(self)
+        if self.ingest is not None:
+            self.events.housekeeper.jobs.append(self.ingest.remove_orphans)
         components.append(self.events)
         if self.settings.dimse_port or self.settings.dimse_tls_port:
             from .dimse.server import DimseServer

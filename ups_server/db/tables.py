@@ -80,7 +80,7 @@ cancel_requests = Table(
 )
 
 # --- ingest and rules (issue 3) -------------------------------------------------------------
-# Stored instances: the index (blobs live under <data_dir>/blobs, ``path`` relative to it).
+# Stored instances: the index (``path``: the instance's key in the blob store, ingest/blobs.py).
 studies = Table(
     "studies",
     metadata,
@@ -119,6 +119,16 @@ instances = Table(
     Column("source_ae", Text),
     Column("source_host", Text),
     Column("receiving_ae", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Objects put in the blob store whose index row has not committed yet: the store transaction
+# deletes the rows of the objects it indexes; housekeeping removes the objects of rows older than
+# the grace period (a crash or a failure between the put and the commit, a duplicate).
+blob_uploads = Table(
+    "blob_uploads",
+    metadata,
+    Column("key", Text, primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 

@@ -1,11 +1,13 @@
 """Housekeeping: purge COMPLETED / CANCELED workitems after their delays unless a deletion lock
 holds them (UPS-SUB-11, dcm4chee UPSDeleteScheduler), and prune the outbox past the replay
-window. Every process runs it; the statements are idempotent."""
+window, and run the ``jobs`` others add (orphan objects of the blob store). Every process runs it;
+the statements are idempotent."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import and_, delete, exists, func, literal_column
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,12 +47,15 @@ class Housekeeper:
         self.completed_after = completed_after
         self.canceled_after = canceled_after
         self.replay_seconds = replay_seconds
+        self.jobs: list[Callable[[], Awaitable[object]]] = []  # more work of each run (orphan objects)
         self._task: asyncio.Task | None = None
 
     async def run_once(self) -> list[str]:
         purged = await purge_workitems(self.engine, self.completed_after, self.canceled_after)
         async with self.engine.begin() as conn:
             await outbox.prune(conn, self.replay_seconds)
+        for job in self.jobs:
+            await job()
         return purged
 
     def start(self) -> None:

@@ -1,10 +1,12 @@
 """IngestService: store instances (blob, index, on_store hooks) - shared by STOW-RS and C-STORE.
 
-A store parses and checks each instance and syncs its file in a temp path, then in ONE
-transaction: takes the studies' advisory locks, indexes the instances, renames their files into
-place (directory synced before the commit) and runs the on_store hooks (the rules) once for the
-new ones. C-STORE stores one instance a transaction; STOW-RS a batch of parts. Hooks guard
-themselves with SAVEPOINTs, so a failing rule never loses a stored instance.
+A store parses and checks each instance and spools it to a local temp file, records the new
+objects' keys (``uploads``) and puts them in the blob store (durable there), then in ONE
+transaction: takes the studies' advisory locks, indexes the instances, settles their upload
+records and runs the on_store hooks (the rules) once for the new ones. An index row therefore
+never names a missing object; an object whose row never came is removed by housekeeping.
+C-STORE stores one instance a transaction; STOW-RS a batch of parts. Hooks guard themselves with
+SAVEPOINTs, so a failing rule never loses a stored instance.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pathlib import Path
 from pydicom import Dataset
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import index
-from .blobs import BlobStore
+from . import index, uploads
+from .blobs import BlobStore, FileBlobStore
 from .model import DATASET_DOES_NOT_MATCH_SOP_CLASS, IngestError, StoredInstance, StoreResult
 from .parse import ParsedInstance, metadata_json, parse_bytes, parse_dataset, parse_file
 
@@ -34,9 +36,10 @@ Storable = bytes | Dataset | Path
 
 
 class IngestService:
-    def __init__(self, engine: AsyncEngine, data_dir: Path):
+    def __init__(self, engine: AsyncEngine, blobs: BlobStore, orphan_grace: int = 3600):
         self.engine = engine
-        self.blobs = BlobStore(Path(data_dir) / "blobs")
+        self.blobs = blobs
+        self.orphan_grace = orphan_grace
         self.on_store: list[StoreHook] = []
 
     async def store(self, data: Storable, *, source_ae: str | None = None, source_host: str | None = None,
@@ -71,38 +74,62 @@ class IngestService:
         if not ready:
             return results
         source = {"source_ae": source_ae, "source_host": source_host, "receiving_ae": receiving_ae}
+        keys = [self.blobs.new_key(p.parsed.study_uid, p.parsed.series_uid, p.parsed.sop_instance_uid)
+                for _, p in ready]
+        try:
+            await uploads.record(self.engine, keys)
+            try:
+                await self.blobs.put_many([(p.temp, key) for (_, p), key in zip(ready, keys, strict=True)])
+            except BaseException:
+                await uploads.forget(self.engine, self.blobs, keys)
+                raise
+            indexed = await self._index(ready, keys, results, source)
+        finally:
+            for _, p in ready:
+                p.temp.unlink(missing_ok=True)
+        await uploads.forget(self.engine, self.blobs, [key for key in keys if key not in indexed])
+        return results
+
+    async def _index(self, ready: list[tuple[int, _Prepared]], keys: list[str],
+                     results: list[StoreResult | IngestError], source: dict[str, str | None]) -> set[str]:
+        """The store transaction; the keys it indexed. A failure before the commit removes the
+        objects; a failed commit leaves them to housekeeping (the commit may have happened)."""
+        committing = False
         try:
             async with self.engine.begin() as conn:
                 for study in sorted({p.parsed.study_uid for _, p in ready}):
                     await index.lock_study(conn, study)
                 new: list[tuple[int, StoredInstance]] = []
-                moves: list[tuple[Path, str]] = []
-                for i, p in ready:
+                indexed: list[str] = []
+                for (i, p), key in zip(ready, keys, strict=True):
                     parsed = p.parsed
-                    relative = self.blobs.relative_path(parsed.study_uid, parsed.series_uid,
-                                                        parsed.sop_instance_uid)
                     added = await index.add_instance(
                         conn, study_uid=parsed.study_uid, series_uid=parsed.series_uid,
                         sop_uid=parsed.sop_instance_uid, sop_class_uid=parsed.sop_class_uid,
-                        transfer_syntax=parsed.transfer_syntax, path=relative, size=p.size, metadata=p.metadata,
+                        transfer_syntax=parsed.transfer_syntax, path=key, size=p.size, metadata=p.metadata,
                         source=source)
                     if not added:
-                        continue  # already stored: the stored file is left as it is
-                    moves.append((p.temp, relative))
+                        continue  # already stored: the stored object is left as it is, this one removed
+                    indexed.append(key)
                     new.append((i, StoredInstance(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid,
-                                                  parsed.sop_class_uid, p.metadata, source_ae, source_host,
-                                                  receiving_ae)))
+                                                  parsed.sop_class_uid, p.metadata, source["source_ae"],
+                                                  source["source_host"], source["receiving_ae"])))
                     results[i].stored = True  # type: ignore[union-attr]
-                if moves:
-                    await asyncio.to_thread(self.blobs.place, moves)  # durable before the index commits
+                await uploads.settle(conn, indexed)
                 for hook in self.on_store if new else ():
                     failures = await hook(conn, [inst for _, inst in new])
                     for (i, _), n in zip(new, failures, strict=True):
                         results[i].rule_failures += n  # type: ignore[union-attr]
-        finally:
-            for _, p in ready:
-                p.temp.unlink(missing_ok=True)
-        return results
+                committing = True
+        except BaseException:
+            if not committing:
+                await uploads.forget(self.engine, self.blobs, keys)
+            raise
+        return set(indexed)
+
+    async def remove_orphans(self) -> list[str]:
+        """Housekeeping: remove objects whose index row never committed within the grace period."""
+        return await uploads.remove_orphans(self.engine, self.blobs, self.orphan_grace)
 
     def _prepare_or_error(self, data: Storable, expected_study: str | None) -> _Prepared | IngestError:
         try:
@@ -130,8 +157,10 @@ class IngestService:
         assert parsed.source is not None
         return parsed, metadata, parsed.source, self.blobs.sync(parsed.source)
 
-    def path_of(self, relative: str) -> Path:
-        return self.blobs.path(relative)
+    def path_of(self, key: str) -> Path:
+        """The file of a stored instance (the file store only)."""
+        assert isinstance(self.blobs, FileBlobStore), "instances are not files in this blob store"
+        return self.blobs.path(key)
 
 
 def _parse(data: bytes | Dataset | Path) -> tuple[ParsedInstance, dict]:

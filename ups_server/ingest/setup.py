@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .blobs import open_blob_store
 from .service import IngestService
 
 if TYPE_CHECKING:
@@ -14,7 +15,9 @@ def build_ingest(server: Server) -> IngestService:
     """``server.ingest``: the store path; the rules (on_store, on_completed, claim guards) are
     loaded from ``settings.rules`` and wired in here."""
     assert server.ups is not None and server.database.engine is not None
-    ingest = IngestService(server.database.engine, server.settings.data_dir)
+    settings = server.settings
+    ingest = IngestService(server.database.engine, open_blob_store(settings.blob_store, settings.data_dir),
+                           settings.blob_orphan_grace)
     try:
         from ..rules.wiring import install_rules
     except ImportError:  # rules engine not present

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +23,6 @@ from .multipart import MultipartError, Part, content_type_params, parts
 log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
-_CHUNK = 1 << 16
 _BATCH = 32  # parts stored in one transaction (one study lock, one rules pass)
 _BATCHES_IN_FLIGHT = 2
 _Failure = tuple[str | None, str | None, int, str]  # SOP class, SOP instance, status, reason
@@ -202,13 +201,12 @@ async def wado(request: Request) -> Response:
     ingest = _ingest(request)
     boundary = uuid.uuid4().hex
 
-    def body() -> Iterator[bytes]:
+    async def body() -> AsyncIterator[bytes]:  # each instance streamed from the blob store
         for row in rows:
             yield (f"--{boundary}\r\nContent-Type: {DICOM}; transfer-syntax={row['transfer_syntax']}\r\n"
                    f"Content-Length: {row['size']}\r\n\r\n").encode()
-            with open(ingest.path_of(row["path"]), "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    yield chunk
+            async for chunk in ingest.blobs.read(row["path"]):
+                yield chunk
             yield b"\r\n"
         yield f"--{boundary}--\r\n".encode()
 

@@ -1,0 +1,73 @@
+"""Objects put in the blob store before their index row commits, and the orphans a crash leaves.
+
+A store records its new keys in ``blob_uploads`` (committed) before it puts the objects; the store
+transaction deletes the records of the objects it indexes (``settle``), so that a record that
+outlives the grace period names an object without a row (the process died, or the transaction
+failed, between the put and the commit). Housekeeping deletes those objects (``remove_orphans``).
+
+Race-free across processes: ``remove_orphans`` holds its records ``FOR UPDATE`` while it deletes
+the objects; a store transaction that settles one of them waits, then finds it gone and rolls back
+(``UploadLost``), so no index row ever names a removed object.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, func, insert, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..db.tables import blob_uploads
+from .blobs import BlobStore
+
+log = logging.getLogger(__name__)
+
+_ORPHANS_PER_RUN = 1000
+
+
+class UploadLost(RuntimeError):
+    """An object of this store was removed as an orphan before its row committed."""
+
+
+async def record(engine: AsyncEngine, keys: list[str]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(blob_uploads), [{"key": key} for key in keys])
+
+
+async def settle(conn: AsyncConnection, keys: list[str]) -> None:
+    """Inside the store transaction: the objects of ``keys`` are indexed."""
+    if not keys:
+        return
+    gone = await conn.execute(delete(blob_uploads).where(blob_uploads.c.key.in_(keys))
+                              .returning(blob_uploads.c.key))
+    missing = set(keys) - set(gone.scalars())
+    if missing:
+        raise UploadLost(f"{len(missing)} object(s) were removed as orphans before they were indexed")
+
+
+async def forget(engine: AsyncEngine, blobs: BlobStore, keys: list[str]) -> None:
+    """Remove objects no row names (a duplicate, a failed transaction) and their records; on a
+    failure housekeeping removes them later."""
+    if not keys:
+        return
+    try:
+        await blobs.delete(keys)
+        async with engine.begin() as conn:
+            await conn.execute(delete(blob_uploads).where(blob_uploads.c.key.in_(keys)))
+    except Exception as exc:  # noqa: BLE001 - left to housekeeping
+        log.warning("%d unindexed object(s) left for housekeeping: %s", len(keys), exc)
+
+
+async def remove_orphans(engine: AsyncEngine, blobs: BlobStore, grace_seconds: int) -> list[str]:
+    """Delete the objects whose records are older than ``grace_seconds``; their keys."""
+    older = blob_uploads.c.created_at <= func.now() - literal_column("interval '1 second'") * float(grace_seconds)
+    async with engine.begin() as conn:
+        keys = list((await conn.execute(
+            select(blob_uploads.c.key).where(older).order_by(blob_uploads.c.created_at)
+            .limit(_ORPHANS_PER_RUN).with_for_update(skip_locked=True))).scalars())
+        if keys:
+            await blobs.delete(keys)
+            await conn.execute(delete(blob_uploads).where(blob_uploads.c.key.in_(keys)))
+    if keys:
+        log.info("removed %d orphan object(s) from %s", len(keys), blobs.describe())
+    return keys
