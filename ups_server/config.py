@@ -21,6 +21,7 @@ class Settings:
     database_url: str | None = None
     migrate: bool = True
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json
     # DIMSE (C-STORE, C-ECHO, UPS SOP classes)
     dimse_port: int | None = 11112
     ae_title: str = "UPS_SERVER"
@@ -67,6 +68,8 @@ class Settings:
                       "none: <data-dir>/blobs",
         "migrate": "apply database migrations at start",
         "log_level": "DEBUG, INFO, WARNING or ERROR",
+        "log_format": "text, or json: one object per line with the request id, principal and workitem / "
+                      "study UID of the request being served",
         "dimse_port": "DIMSE port for C-STORE, C-ECHO and the UPS SOP classes (0: off)",
         "ae_title": "the server's AE title",
         "allowed_aes": "calling AE titles accepted at association (comma list; empty: all)",
@@ -140,6 +143,8 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         settings = cls(**{k: _coerce(known[k].type, k, v) for k, v in values.items()})
+        if settings.log_format not in ("text", "json"):
+            raise ValueError(f"setting log_format: {settings.log_format!r} is not text or json")
         if settings.blob_store:
             from .ingest.blobs import parse_blob_url
 

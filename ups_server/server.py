@@ -7,6 +7,7 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import metrics
 from .auth.oidc import build_verifier
 from .auth.settings import open_mode_warning
 from .config import Settings
@@ -58,6 +59,7 @@ class Server:
         if self.settings.migrate:
             await migrate.upgrade(engine)
         self.ups = UPSService(engine, default_worklist_label=self.settings.worklist_label)
+        self.ups.add_listener(metrics.on_change)
         self.ingest = build_ingest(self)
         await self.ingest.blobs.check()
         self.components = self._build_components()

@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, insert, literal_column, select, text,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.tables import event_outbox
+from ..metrics import EVENT_LAG
 from .messages import Event
 
 CHANNEL = "ups_events"
@@ -59,10 +60,17 @@ async def last_id(conn: AsyncConnection) -> int:
     return (await conn.execute(select(func.coalesce(func.max(event_outbox.c.id), 0)))).scalar() or 0
 
 
+def _lag():
+    """Seconds from an event row's commit (about its creation) to now, for the delivery metric."""
+    return func.extract("epoch", func.clock_timestamp() - event_outbox.c.created_at)
+
+
 async def mark_ws_delivered(conn: AsyncConnection, ids: Collection[int]) -> None:
-    await conn.execute(update(event_outbox).where(event_outbox.c.id.in_(list(ids)),
-                                                  event_outbox.c.ws_delivered_at.is_(None))
-                       .values(ws_delivered_at=func.now()))
+    lags = await conn.execute(update(event_outbox).where(event_outbox.c.id.in_(list(ids)),
+                                                         event_outbox.c.ws_delivered_at.is_(None))
+                              .values(ws_delivered_at=func.now()).returning(_lag()))
+    for lag in lags.scalars():
+        EVENT_LAG.labels("websocket").observe(float(lag))
 
 
 async def dimse_due_aets(conn: AsyncConnection) -> list[str]:
@@ -99,8 +107,10 @@ async def lock_dimse_batch(conn: AsyncConnection, aet: str, limit: int = 100) ->
 async def mark_dimse(conn: AsyncConnection, sent: Collection[int], failed: Collection[int],
                      retry_after: float, give_up_after: int) -> None:
     if sent:
-        await conn.execute(update(event_outbox).where(event_outbox.c.id.in_(list(sent)))
-                           .values(dimse_pending=False, dimse_done_at=func.now()))
+        lags = await conn.execute(update(event_outbox).where(event_outbox.c.id.in_(list(sent)))
+                                  .values(dimse_pending=False, dimse_done_at=func.now()).returning(_lag()))
+        for lag in lags.scalars():
+            EVENT_LAG.labels("dimse").observe(float(lag))
     if failed:
         ids = list(failed)
         await conn.execute(

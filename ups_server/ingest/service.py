@@ -20,6 +20,7 @@ from pathlib import Path
 from pydicom import Dataset
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .. import metrics
 from . import index, uploads
 from .blobs import BlobStore, FileBlobStore
 from .model import DATASET_DOES_NOT_MATCH_SOP_CLASS, IngestError, StoredInstance, StoreResult
@@ -71,6 +72,7 @@ class IngestService:
             results.append(StoreResult(p.parsed.study_uid, p.parsed.series_uid, p.parsed.sop_instance_uid,
                                        p.parsed.sop_class_uid, p.parsed.transfer_syntax, stored=False))
             ready.append((i, p))
+        metrics.INGEST_INSTANCES.labels("refused").inc(len(items) - len(ready))
         if not ready:
             return results
         source = {"source_ae": source_ae, "source_host": source_host, "receiving_ae": receiving_ae}
@@ -88,6 +90,9 @@ class IngestService:
             for _, p in ready:
                 p.temp.unlink(missing_ok=True)
         await uploads.forget(self.engine, self.blobs, [key for key in keys if key not in indexed])
+        metrics.INGEST_INSTANCES.labels("stored").inc(len(indexed))
+        metrics.INGEST_INSTANCES.labels("duplicate").inc(len(ready) - len(indexed))
+        metrics.INGEST_BYTES.inc(sum(p.size for (_, p), key in zip(ready, keys, strict=True) if key in indexed))
         return results
 
     async def _index(self, ready: list[tuple[int, _Prepared]], keys: list[str],

@@ -26,6 +26,7 @@ from ..db.tables import rule_failures, rule_workitems, workitems
 from ..dicom.dataset import JsonDataset, items
 from ..dicom.uids import name_based_uid, new_uid
 from ..ingest.model import StoredInstance
+from ..metrics import RULE_EFFECTS
 from ..ups import tags as t
 from ..ups.attributes import CANCELED, COMPLETED
 from ..ups.errors import Outcome, UPSError
@@ -91,6 +92,7 @@ class RuleEngine:
                 except Exception as exc:
                     failed += 1
                     effects.failed.append(rule.id)
+                    RULE_EFFECTS.labels(rule.id, "failed").inc()
                     log.exception("on_store rule %s (%s) failed for study %s instance %s", rule.id, rule.source,
                                   inst.study_uid, inst.sop_instance_uid)
                     await _record_failure(conn, rule.id, "on_store", inst.study_uid, str(exc) or repr(exc),
@@ -125,6 +127,7 @@ class RuleEngine:
             try:
                 if await self.ups.amend_in(conn, uid, add_all) is not None:
                     effects.appended.append(uid)
+                    RULE_EFFECTS.labels(rule.id, "appended").inc()
                 return  # appended, already referenced, or no longer SCHEDULED: not changed
             except UPSError as exc:
                 if exc.outcome is not Outcome.NO_SUCH_UPS:
@@ -142,6 +145,7 @@ class RuleEngine:
                 workitem_uid=uid, rule=rule.id, study_uid=first.study_uid, performer_only=tpl.performer_only,
             ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
             effects.created.append(uid)
+            RULE_EFFECTS.labels(rule.id, "created").inc()
 
     def _input(self, inst: StoredInstance) -> JsonDataset:
         return input_item(inst.study_uid, inst.series_uid, [(inst.sop_class_uid, inst.sop_instance_uid)],
@@ -171,6 +175,7 @@ class RuleEngine:
             except Exception as exc:
                 log.exception("on_completed rule %s (%s) failed for study %s (workitem %s)", rule.id,
                               rule.source, study, change.uid)
+                RULE_EFFECTS.labels(rule.id, "failed").inc()
                 await _record_failure(conn, rule.id, "on_completed", study, str(exc) or repr(exc), workitem=change.uid)
 
     async def _apply_completed_rule(self, conn: AsyncConnection, rule: OnCompletedRule, study: str,
@@ -208,6 +213,7 @@ class RuleEngine:
             workitem_uid=uid, rule=rule.id, study_uid=study, performer_only=tpl.performer_only,
         ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
         log.info("rule %s: created %s for study %s", rule.id, uid, study)
+        RULE_EFFECTS.labels(rule.id, "created").inc()
         return uid
 
     @staticmethod

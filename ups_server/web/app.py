@@ -1,4 +1,4 @@
-"""The Starlette application: DICOMweb routes under the base path, /health, lifespan."""
+"""The Starlette application: DICOMweb routes under the base path, /health, /metrics, lifespan."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth.http import Authenticate
 from ..auth.proxies import TrustedProxies
+from ..logs import RequestContext
+from ..metrics import HTTPMetrics
+from ..metrics import endpoint as metrics
 from ..server import Server
 from . import retrieve, studies, workitems
 from .media import HTTPProblem
@@ -71,10 +74,12 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
     base = server.settings.base_path.rstrip("/")
     dicomweb = workitems.routes() + studies.routes() + retrieve.routes()  # UPS-RS; STOW/QIDO/WADO-RS; jobs
     app = Starlette(
-        routes=[Route("/health", health), *([Mount(base, routes=dicomweb)] if base else dicomweb)],
+        routes=[Route("/health", health), Route("/metrics", metrics), *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,
-        middleware=[Middleware(TrustedProxies, trusted=server.settings.trusted_proxies), Middleware(RejectNul),
-                    Middleware(Authenticate, verifier=server.verifier)],
+        middleware=[Middleware(RequestContext),
+                    Middleware(TrustedProxies, trusted=server.settings.trusted_proxies), Middleware(RejectNul),
+                    Middleware(HTTPMetrics),  # inside TrustedProxies, which copies the scope: it sees the route
+                    Middleware(Authenticate, verifier=server.verifier, open_paths=("/health", "/metrics"))],
         exception_handlers={HTTPProblem: problem, Exception: internal_error},
     )
     app.state.server = server
