@@ -15,6 +15,8 @@ from pynetdicom import AE
 from pynetdicom.pdu_primitives import UserIdentityNegotiation
 from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
+from ups_server.audit.query import search
+
 from .dicom_instances import instance
 from .oidc_issuer import AUDIENCE, Issuer
 
@@ -80,6 +82,8 @@ async def test_an_invalid_jwt_rejects_the_association(server, issuer, case):
              "garbage": lambda: "x.y.z"}[case]()
     established, _, _ = await asyncio.to_thread(store_as, server.dimse.address, "MODALITY1", jwt_identity(token))
     assert not established
+    [row] = await search(server.database.engine)  # the failure is audited
+    assert (row["event"], row["outcome"], row["ae_title"]) == ("User Authentication", 4, "MODALITY1")
 
 
 async def test_without_identity_the_ae_roles_apply(server):

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .retrieve.cli import add_retrieve_parser  # queue retrieve jobs on a running server
 
     add_retrieve_parser(sub)
+
+    from .audit_cli import add_audit_parser  # audit export
+
+    add_audit_parser(sub, lambda p: _add_settings_flags(p, db_settings))
     return parser
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Integer,
     MetaData,
     Table,
     Text,
@@ -223,4 +224,27 @@ retrieve_jobs = Table(
     Column("next_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# --- audit trail (issue 10) ------------------------------------------------------------------
+# One row per audited action, written in the transaction of the change (ups_server.audit).
+# ``event_id``/``event``: the PS3.15 A.5 Audit Event ID (DCM code and meaning); ``action``: the
+# Event Action Code (C R U D E); ``outcome``: the Event Outcome Indicator (0, 4, 8, 12).
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Column("event_id", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("what", Text, nullable=False),
+    Column("outcome", Integer, nullable=False),
+    Column("subject", Text),
+    Column("display_name", Text),
+    Column("ae_title", Text),
+    Column("address", Text),
+    Column("workitem_uid", Text),
+    Column("study_uid", Text),
+    Column("detail", Text),
 )

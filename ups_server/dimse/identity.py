@@ -10,11 +10,12 @@ without a user identity (or with a type this server does not verify) gets the ro
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 
+from ..audit import MINOR_FAILURE, USER_AUTHENTICATION, Actor, record_now
 from ..auth.oidc import IssuerUnavailable, TokenError
 from ..auth.principal import OPEN, Principal
 from ..auth.settings import ae_roles_of
@@ -67,10 +68,11 @@ class AssociationIdentity:
         return Principal.for_ae(calling, self.ae_roles.get(calling, ()))
 
     def _audit_failure(self, event: Event, reason: str) -> None:
-        hook: Any = getattr(self.dimse.server, "audit_authentication_failure", None)
-        if hook is not None:
-            try:
-                self.dimse.bridge.call(hook(event.assoc.requestor.ae_title.strip(), event.assoc.requestor.address,
-                                            reason))
-            except Exception:
-                log.exception("recording an authentication failure failed")
+        requestor = event.assoc.requestor
+        actor = Actor(ae_title=requestor.ae_title.strip(), address=requestor.address)
+        try:
+            self.dimse.bridge.call(record_now(self.dimse.server.database.engine, USER_AUTHENTICATION, actor,
+                                              "authentication", outcome=MINOR_FAILURE,
+                                              detail=f"user identity (JWT): {reason}"))
+        except Exception:
+            log.exception("recording an authentication failure failed")

@@ -18,6 +18,9 @@ def build_ingest(server: Server) -> IngestService:
     settings = server.settings
     ingest = IngestService(server.database.engine, open_blob_store(settings.blob_store, settings.data_dir),
                            settings.blob_orphan_grace)
+    from ..audit.hooks import stored
+
+    ingest.on_store.append(stored)  # the audit row of each stored study, in the store transaction
     try:
         from ..rules.wiring import install_rules
     except ImportError:  # rules engine not present

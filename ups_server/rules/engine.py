@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..audit import hooks as audit_hooks
 from ..db.tables import rule_failures, rule_workitems, workitems
 from ..dicom.dataset import JsonDataset, items
 from ..dicom.uids import name_based_uid, new_uid
@@ -128,6 +129,7 @@ class RuleEngine:
                 if await self.ups.amend_in(conn, uid, add_all) is not None:
                     effects.appended.append(uid)
                     RULE_EFFECTS.labels(rule.id, "appended").inc()
+                    await audit_hooks.rule_effect(conn, rule.id, False, uid, group[0].study_uid)
                 return  # appended, already referenced, or no longer SCHEDULED: not changed
             except UPSError as exc:
                 if exc.outcome is not Outcome.NO_SUCH_UPS:
@@ -146,6 +148,7 @@ class RuleEngine:
             ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
             effects.created.append(uid)
             RULE_EFFECTS.labels(rule.id, "created").inc()
+            await audit_hooks.rule_effect(conn, rule.id, True, uid, first.study_uid)
 
     def _input(self, inst: StoredInstance) -> JsonDataset:
         return input_item(inst.study_uid, inst.series_uid, [(inst.sop_class_uid, inst.sop_instance_uid)],
@@ -212,6 +215,7 @@ class RuleEngine:
         await conn.execute(pg_insert(rule_workitems).values(
             workitem_uid=uid, rule=rule.id, study_uid=study, performer_only=tpl.performer_only,
         ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
+        await audit_hooks.rule_effect(conn, rule.id, True, uid, study)
         log.info("rule %s: created %s for study %s", rule.id, uid, study)
         RULE_EFFECTS.labels(rule.id, "created").inc()
         return uid

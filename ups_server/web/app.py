@@ -12,13 +12,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..auth.http import Authenticate
+from ..audit import MINOR_FAILURE, USER_AUTHENTICATION, Actor, record_now
+from ..auth.http import Authenticate, client_address, principal_of
 from ..auth.proxies import TrustedProxies
 from ..logs import RequestContext
 from ..metrics import HTTPMetrics
 from ..metrics import endpoint as metrics
 from ..server import Server
-from . import retrieve, studies, workitems
+from . import admin, retrieve, studies, workitems
 from .media import HTTPProblem
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,17 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"status": 500, "message": "internal server error; see the server log"}, status_code=500)
 
 
+def audit_failure(server: Server):
+    """The Authenticate hook: a refused token is audited (User Authentication, minor failure)."""
+
+    async def hook(scope: Scope, reason: str) -> None:
+        await record_now(server.database.engine, USER_AUTHENTICATION,
+                         Actor.of(principal_of(scope), client_address(scope)), "authentication",
+                         outcome=MINOR_FAILURE, detail=f"{scope.get('method', 'WEBSOCKET')} {scope['path']}: {reason}")
+
+    return hook
+
+
 def create_app(server: Server, manage_server: bool = True) -> Starlette:
     """The ASGI app. With ``manage_server`` the lifespan opens and closes ``server``."""
 
@@ -74,12 +86,14 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
     base = server.settings.base_path.rstrip("/")
     dicomweb = workitems.routes() + studies.routes() + retrieve.routes()  # UPS-RS; STOW/QIDO/WADO-RS; jobs
     app = Starlette(
-        routes=[Route("/health", health), Route("/metrics", metrics), *([Mount(base, routes=dicomweb)] if base else dicomweb)],
+        routes=[Route("/health", health), Route("/metrics", metrics), *admin.routes(),
+                *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,
         middleware=[Middleware(RequestContext),
                     Middleware(TrustedProxies, trusted=server.settings.trusted_proxies), Middleware(RejectNul),
                     Middleware(HTTPMetrics),  # inside TrustedProxies, which copies the scope: it sees the route
-                    Middleware(Authenticate, verifier=server.verifier, open_paths=("/health", "/metrics"))],
+                    Middleware(Authenticate, verifier=server.verifier, open_paths=("/health", "/metrics"),
+                               on_failure=audit_failure(server))],
         exception_handlers={HTTPProblem: problem, Exception: internal_error},
     )
     app.state.server = server

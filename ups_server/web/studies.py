@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..audit import INSTANCES_ACCESSED, Actor, record_now
+from ..auth.http import client_address, principal_of
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.query import QueryError, int_param
 from ..ingest import catalog
@@ -182,9 +184,15 @@ async def qido_instances(request: Request) -> Response:
 
 
 async def _rows(request: Request, with_metadata: bool = False) -> list[dict[str, Any]]:
+    """The instances a WADO-RS request reads; the read is audited (DICOM Instances Accessed)."""
     p = request.path_params
-    return await catalog.instance_rows(_ingest(request).engine, p["study"], p.get("series"), p.get("instance"),
-                                       with_metadata)
+    engine = _ingest(request).engine
+    rows = await catalog.instance_rows(engine, p["study"], p.get("series"), p.get("instance"), with_metadata)
+    if rows:
+        what = "metadata" if with_metadata else "retrieve"
+        await record_now(engine, INSTANCES_ACCESSED, Actor.of(principal_of(request), client_address(request)),
+                         what, study=p["study"], detail=f"{len(rows)} instance(s)")
+    return rows
 
 
 def _accepts_dicom(request: Request) -> bool:

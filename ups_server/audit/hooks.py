@@ -1,0 +1,29 @@
+"""Audit rows written inside the transactions of the services (stored instances, rule effects)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .record import INSTANCES_TRANSFERRED, PROCEDURE_RECORD, SYSTEM, Actor, record
+
+if TYPE_CHECKING:
+    from ..ingest.model import StoredInstance
+
+
+async def stored(conn: AsyncConnection, insts: list[StoredInstance]) -> list[int]:
+    """IngestService on_store hook: one row per study of the store transaction."""
+    per_study = Counter((i.study_uid, i.source_ae, i.source_host) for i in insts)
+    for (study, ae, host), count in per_study.items():
+        await record(conn, INSTANCES_TRANSFERRED, Actor(ae_title=ae, address=host), "store", study=study,
+                     detail=f"{count} instance(s) stored")
+    return [0] * len(insts)
+
+
+async def rule_effect(conn: AsyncConnection, rule: str, created: bool, workitem: str, study: str | None) -> None:
+    """A rule created a workitem or appended references to one (the server acts: SYSTEM)."""
+    await record(conn, PROCEDURE_RECORD, SYSTEM, f"rule {rule}", workitem=workitem, study=study,
+                 action="C" if created else "U",
+                 detail="workitem created" if created else "input references appended")
