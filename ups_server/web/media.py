@@ -9,9 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..dicom.dataset import InvalidDataset, JsonDataset, validate
+from ..dicom.xml import from_xml, to_xml
 from ..ups.errors import Outcome, Transaction, UPSError, http_status
+from .multipart import MultipartError, content_type_params, read_parts, related
 
 DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+MULTIPART_XML = f'multipart/related; type="{DICOM_XML}"'
 _JSON_TYPES = (DICOM_JSON, "application/json")
 
 
@@ -33,24 +37,53 @@ def service_url(request: Request) -> str:
     return f"{scheme}://{host}{base}"
 
 
-def check_accept(request: Request) -> None:
-    """406 unless the client accepts DICOM JSON (PS3.18 8.7; UPS-HTTP-01)."""
+def _accept_entries(request: Request) -> list[tuple[str, dict[str, str]]]:
+    """The Accept media ranges (``?accept=`` first, PS3.18 8.3.3.1), best q first; q=0 dropped."""
     accept = request.query_params.get("accept") or request.headers.get("accept") or "*/*"
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if not any(t in ("*/*", "application/*", *_JSON_TYPES) for t in types):
-        raise HTTPProblem(406, f"cannot answer with {accept!r}; this server answers application/dicom+json")
+    entries = []
+    for position, item in enumerate(accept.split(",")):
+        media, params = content_type_params(item)
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 1.0
+        if media and q > 0:
+            entries.append((-q, position, media, params))
+    return [(media, params) for _q, _pos, media, params in sorted(entries)]
+
+
+def negotiate(request: Request, *, bare_xml: bool = False) -> str:
+    """The response media type (PS3.18 8.7.3): DICOM JSON, or DICOM XML as ``multipart/related;
+    type="application/dicom+xml"`` (one part per dataset; UPS-RS knows no other XML form, Table
+    11.1.3-1), or, where ``bare_xml`` (the STOW-RS response, 10.5.3), one ``application/dicom+xml``
+    document. 406 otherwise."""
+    for media, params in _accept_entries(request):
+        if media in ("*/*", "application/*", *_JSON_TYPES):
+            return DICOM_JSON
+        if media in ("multipart/related", "multipart/*") and params.get("type", DICOM_XML).lower() == DICOM_XML:
+            return MULTIPART_XML
+        if media == DICOM_XML and bare_xml:
+            return DICOM_XML
+    accept = request.query_params.get("accept") or request.headers.get("accept")
+    raise HTTPProblem(406, f"cannot answer with {accept!r}; this server answers application/dicom+json or "
+                           f"{MULTIPART_XML}" + ("" if not bare_xml else f" or {DICOM_XML}"))
 
 
 async def read_dataset(request: Request, *, required: bool = True) -> JsonDataset:
-    """The request's DICOM JSON dataset: a bare object or an array of one (both seen in clients)."""
+    """The request's dataset: DICOM JSON (a bare object or an array of one, both seen in clients),
+    or DICOM XML (PS3.19) as the one part of ``multipart/related; type="application/dicom+xml"``
+    (a bare ``application/dicom+xml`` body is not a UPS-RS media type: 415)."""
     body = await request.body()
     if not body.strip():
         if required:
-            raise HTTPProblem(400, "the request needs a DICOM JSON dataset as its body")
+            raise HTTPProblem(400, "the request needs a DICOM JSON or DICOM XML dataset as its body")
         return {}
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type, params = content_type_params(request.headers.get("content-type", ""))
+    if content_type == "multipart/related" and params.get("type", "").lower() == DICOM_XML:
+        return _from_xml(await _single_part(body, params.get("boundary")))
     if content_type not in _JSON_TYPES:
-        raise HTTPProblem(415, f"unsupported Content-Type {content_type or '(none)'!r}; send application/dicom+json")
+        raise HTTPProblem(415, f"unsupported Content-Type {content_type or '(none)'!r}; send "
+                               f"application/dicom+json or {MULTIPART_XML}")
     try:
         parsed: Any = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -65,9 +98,44 @@ async def read_dataset(request: Request, *, required: bool = True) -> JsonDatase
         raise HTTPProblem(400, f"the body is not a valid DICOM JSON dataset: {exc}") from None
 
 
+def _from_xml(body: bytes) -> JsonDataset:
+    try:
+        return from_xml(body)
+    except InvalidDataset as exc:
+        raise HTTPProblem(400, f"the body is not a valid DICOM XML dataset: {exc}") from None
+
+
+async def _single_part(body: bytes, boundary: str | None) -> bytes:
+    """The body of the one part of a multipart/related request (a workitem is one dataset)."""
+    if not boundary:
+        raise HTTPProblem(400, "the multipart/related Content-Type has no boundary")
+    try:
+        bodies = await read_parts(body, boundary)
+    except MultipartError as exc:
+        raise HTTPProblem(400, f"the body is not a multipart/related message: {exc}") from None
+    if len(bodies) != 1:
+        raise HTTPProblem(400, f"expected one part holding one dataset, got {len(bodies)}")
+    part_type, data = bodies[0]
+    if part_type not in (DICOM_XML, ""):
+        raise HTTPProblem(415, f"unsupported part type {part_type!r}; send {DICOM_XML}")
+    return data
+
+
 def dicom_json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(body, status_code=status, media_type=DICOM_JSON, headers=headers)
+
+
+def dicom_response(media: str, datasets: list[JsonDataset], status: int = 200,
+                   headers: dict[str, str] | None = None) -> Response:
+    """``datasets`` in the negotiated media type: a DICOM JSON array, one DICOM XML part per
+    dataset, or (bare XML: a single dataset) one DICOM XML document."""
+    if media == MULTIPART_XML:
+        body, content_type = related([to_xml(ds) for ds in datasets], DICOM_XML)
+        return Response(body, status_code=status, headers={**(headers or {}), "Content-Type": content_type})
+    if media == DICOM_XML:
+        return Response(to_xml(datasets[0]), status_code=status, media_type=DICOM_XML, headers=headers)
+    return dicom_json(datasets, status, headers)
 
 
 def warning_header(request: Request, text: str) -> dict[str, str]:

@@ -3,6 +3,8 @@ request of any size never sits in memory (only one read chunk plus a delimiter's
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +100,28 @@ async def parts(stream: AsyncIterator[bytes], boundary: str,
         yield Part(headers, path, complete)
         if not complete:
             return
+
+
+async def read_parts(body: bytes, boundary: str) -> list[tuple[str, bytes]]:
+    """A small multipart/related body already in memory -> [(part content type, part body)]."""
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
+
+    out: list[tuple[str, bytes]] = []
+    spool = lambda: tempfile.NamedTemporaryFile(delete=False)  # noqa: SIM115 (parts() closes it)
+    async for part in parts(stream(), boundary, spool):
+        try:
+            if not part.complete:
+                raise MultipartError("the body ended inside a part (no closing delimiter)")
+            out.append((part.content_type, part.path.read_bytes()))
+        finally:
+            part.path.unlink(missing_ok=True)
+    return out
+
+
+def related(bodies: list[bytes], part_type: str) -> tuple[bytes, str]:
+    """A multipart/related message of ``bodies``, each of ``part_type``: (body, Content-Type)."""
+    boundary = uuid.uuid4().hex
+    head = f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode()
+    body = b"".join(head + part + b"\r\n" for part in bodies) + f"--{boundary}--\r\n".encode()
+    return body, f'multipart/related; type="{part_type}"; boundary={boundary}'

@@ -10,7 +10,7 @@ from ..dicom.query import QueryError, parse_http_query
 from ..dicom.uids import is_valid_uid
 from ..ups.errors import Transaction, UPSError
 from ..ups.search import where_clause
-from .media import HTTPProblem, check_accept, dicom_json, error_response, service_url
+from .media import HTTPProblem, dicom_response, error_response, negotiate, service_url
 
 # UPS-QS-05 (PS3.18 8.3.4.2, 8.3.4.5-6): literal matching only, and say so.
 FUZZY_NOT_SUPPORTED = "The fuzzymatching parameter is not supported. Only literal matching has been performed."
@@ -39,7 +39,7 @@ def claim_filter(request: Request) -> ColumnElement[bool] | None:
 async def search(request: Request) -> Response:
     """Search for workitems: 200 + array, 204 when nothing, Warning on remaining results."""
     try:
-        check_accept(request)
+        media = negotiate(request)
         try:
             query = parse_http_query(request.query_params.multi_items())
         except QueryError as exc:
@@ -55,4 +55,4 @@ async def search(request: Request) -> Response:
     headers = {"Warning": ", ".join(f"299 {service_url(request)}: {w}" for w in warnings)} if warnings else {}
     if not datasets:
         return Response(status_code=204, headers=headers)
-    return dicom_json(datasets, headers=headers)
+    return dicom_response(media, datasets, headers=headers)

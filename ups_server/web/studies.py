@@ -19,7 +19,7 @@ from ..dicom.query import QueryError, int_param
 from ..ingest import catalog
 from ..ingest.model import CANNOT_UNDERSTAND, PROCESSING_FAILURE, IngestError, StoreResult
 from ..ingest.service import IngestService
-from .media import HTTPProblem, dicom_json, service_url
+from .media import DICOM_JSON, HTTPProblem, dicom_json, dicom_response, negotiate, service_url
 from .multipart import MultipartError, Part, content_type_params, parts
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,20 @@ async def stow(request: Request) -> Response:
         status = 400
     else:
         status = 200 if not failed else (202 if stored else 409)
-    return dicom_json(_stow_response(service_url(request), stored, failed), status)
+    response = _stow_response(service_url(request), stored, failed)
+    media = _stow_media(request)  # dcm4che's stowrs asks for XML
+    if media == DICOM_JSON:
+        return dicom_json(response, status)  # one object, not an array (PS3.18 10.5.3)
+    return dicom_response(media, [response], status)
+
+
+def _stow_media(request: Request) -> str:
+    """DICOM XML when the client prefers it, else DICOM JSON (also for an Accept we cannot
+    satisfy: the instances are stored either way, and the answer says which)."""
+    try:
+        return negotiate(request, bare_xml=True)
+    except HTTPProblem:
+        return DICOM_JSON
 
 
 def _unstorable(part: Part) -> _Failure | None:

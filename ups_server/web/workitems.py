@@ -16,9 +16,9 @@ from ..ups.errors import Outcome, Transaction, UPSError
 from ..ups.service import UPSService
 from .media import (
     HTTPProblem,
-    check_accept,
-    dicom_json,
+    dicom_response,
     error_response,
+    negotiate,
     outcome_response,
     read_dataset,
     service_url,
@@ -87,9 +87,9 @@ async def create(request: Request) -> Response:
 
 @ups_transaction(Transaction.RETRIEVE)
 async def retrieve(request: Request) -> Response:
-    check_accept(request)
+    media = negotiate(request)
     dataset = await _service(request).retrieve(request.path_params["uid"])
-    return dicom_json([dataset])
+    return dicom_response(media, [dataset])
 
 
 @ups_transaction(Transaction.UPDATE)
@@ -126,7 +126,7 @@ async def request_cancel(request: Request) -> Response:
 @ups_transaction(Transaction.CHANGE_STATE)
 async def claim_next(request: Request) -> Response:
     """Extension (not in PS3.18): claim the oldest matching SCHEDULED workitem."""
-    check_accept(request)
+    media = negotiate(request)
     body = await read_dataset(request, required=False)
     txn = first(body, t.TRANSACTION_UID) or _param(request, _TXN_PARAMS) or new_uid()
     from .search import claim_filter  # the search keys of the query string
@@ -135,7 +135,7 @@ async def claim_next(request: Request) -> Response:
     if result is None:
         return Response(status_code=204)
     payload = {**result.dataset, t.TRANSACTION_UID: {"vr": "UI", "Value": [txn]}}
-    return dicom_json([payload], headers={"Content-Location": workitem_url(request, result.uid)})
+    return dicom_response(media, [payload], headers={"Content-Location": workitem_url(request, result.uid)})
 
 
 def routes() -> list[Route]:
