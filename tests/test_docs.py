@@ -21,3 +21,18 @@ def test_every_cited_rule_id_is_defined_in_docs():
     defined = set(re.findall(r"^\| ((?:UPS-[A-Z]+|AMB)-\d\d) \|", table, re.MULTILINE))
     undefined = {rule: where for rule, where in cited.items() if rule not in defined}
     assert not undefined, f"cited but not defined in docs/rule-ids.md: {undefined}"
+
+
+def test_conformance_statement_names_every_sop_class_the_server_accepts():
+    from pynetdicom import AE, AllStoragePresentationContexts
+
+    from ups_server.dimse.contexts import add_supported_contexts
+
+    ae = AE()
+    add_supported_contexts(ae)
+    storage = {cx.abstract_syntax for cx in AllStoragePresentationContexts}
+    others = {cx.abstract_syntax for cx in ae.supported_contexts} - storage
+    assert len(others) >= 12  # verification, five UPS classes, six Q/R classes
+    statement = (ROOT / "docs" / "conformance-statement.md").read_text(encoding="utf-8")
+    assert not {uid for uid in others if uid not in statement}
+    assert f"{len(storage)} classes" in statement  # the storage classes, by count
