@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -148,3 +149,45 @@ def bucket(moto_endpoint, monkeypatch):
     for name, value in created.environ.items():
         monkeypatch.setenv(name, value)
     return created
+
+
+# --- the reading page: a real headless Chromium (Debian's chromium, never a downloaded browser)
+CHROMIUM = os.environ.get("UPS_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+async def chromium():
+    playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright (the test extra)")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no chromium: apt-get install chromium (.ci/run does)")
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def ui_url(base_url, server):
+    """The reading page of the server under test."""
+    return base_url.removesuffix(server.settings.base_path) + "/ui/"
+
+
+@pytest.fixture
+async def new_page(chromium):
+    """new_page() -> a page in a fresh browser context (its own localStorage: another workstation)."""
+    contexts = []
+
+    async def make():
+        context = await chromium.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page
+
+    errors: list[str] = []
+    yield make
+    for context in contexts:
+        await context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

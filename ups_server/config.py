@@ -56,6 +56,9 @@ class Settings:
     archives: list[str] = field(default_factory=list)
     retrieve_attempts: int = 5
     retrieve_retry_seconds: int = 30
+    # the reading page (/ui/)
+    viewer_url: str | None = None  # e.g. https://viewer/viewer?StudyInstanceUIDs={StudyInstanceUID}
+    skip_hold: int = 3600
 
     HELP: ClassVar[dict[str, str]] = {
         "host": "interface to listen on for HTTP",
@@ -105,6 +108,10 @@ class Settings:
                     "(repeat --archive, in order: the first is the primary; env: comma list)",
         "retrieve_attempts": "attempts of a retrieve job while an archive is unreachable before it fails",
         "retrieve_retry_seconds": "seconds before the first retry of a retrieve job (doubling after each)",
+        "viewer_url": "viewer link of the reading page's Open button, {StudyInstanceUID} (also {AccessionNumber}, "
+                      "{PatientID}) filled in, e.g. https://viewer/viewer?StudyInstanceUIDs={StudyInstanceUID} "
+                      "(unset: no Open button)",
+        "skip_hold": "seconds during which claim-next does not offer a skipped read to the reader who skipped it",
     }
 
     def __post_init__(self) -> None:

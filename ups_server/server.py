@@ -15,6 +15,7 @@ from .db import migrate
 from .db.engine import Database
 from .ingest.service import IngestService
 from .ingest.setup import build_ingest
+from .reading.skips import SkipGuard
 from .ups.service import UPSService
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Server:
         self.ups.add_listener(metrics.on_change)
         self.ingest = build_ingest(self)
         await self.ingest.blobs.check()
+        self.ups.claim_guards.append(SkipGuard(self.settings.skip_hold))
         self.components = self._build_components()
         for component in self.components:
             await component.start()

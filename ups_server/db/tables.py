@@ -65,8 +65,22 @@ workitems = Table(
     Column("read_group", Text),
     Column("reader", Text),
     Column("performer_aet", Text),  # requester / calling AE that claimed it
+    Column("claimed_at", DateTime(timezone=True)),  # last claim (SCHEDULED -> IN PROGRESS)
+    Column("completed_at", DateTime(timezone=True)),  # when it became COMPLETED
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A read given back to the pool by its reader (Skip, an extension): claim-next does not offer
+# that reader the workitem, nor another read of its study, for --skip-hold seconds.
+skipped_reads = Table(
+    "skipped_reads",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("workitem_uid", Text, ForeignKey("workitems.uid", ondelete="CASCADE"), nullable=False),
+    Column("reader", Text, nullable=False),
+    Column("study_uid", Text),
+    Column("skipped_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # Request Cancellation of an IN PROGRESS workitem is recorded here (PS3.4 CC.2.2.3).

@@ -4,6 +4,7 @@ Schema (version 1), all keys optional unless marked:
 
     version: 1
     defaults: {retrieve_ae: AET, retrieve_url: http://host:port/dicom-web}
+    results: [{value: NORMAL, scheme: 99READ, meaning: Normal}, ...]   # outcomes a reader may report
     on_store:
       - id: first-read                       # required, unique
         when: [<condition>, ...]             # all must hold
@@ -368,7 +369,7 @@ def _load_file(checker: _Checker, file: FsPath, rules: RuleSet) -> None:
         checker.problems.append(RuleProblem(str(file), 1, "(document)", "expected a mapping with on_store / "
                                             "on_completed lists"))
         return
-    checker.unknown_keys(doc, {"version", "defaults", "on_store", "on_completed"}, "(document)")
+    checker.unknown_keys(doc, {"version", "defaults", "results", "on_store", "on_completed"}, "(document)")
     if doc.get("version", 1) != 1:
         checker.fail(doc, "version", "version", f"unsupported version {doc['version']!r} (this server reads 1)")
     if "defaults" in doc:
@@ -379,6 +380,11 @@ def _load_file(checker: _Checker, file: FsPath, rules: RuleSet) -> None:
                                       checker.text(d, "retrieve_url", "defaults") or rules.defaults.retrieve_url)
         except _Invalid:
             pass
+    try:
+        rules.results += [c for c in checker.codes(doc, "results", "results")
+                          if c.value not in {r.value for r in rules.results}]
+    except _Invalid:
+        pass
     for section, build, target in (("on_store", checker.on_store, rules.on_store),
                                    ("on_completed", checker.on_completed, rules.on_completed)):
         value = doc.get(section)

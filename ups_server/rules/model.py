@@ -105,4 +105,6 @@ class RuleSet:
     on_store: list[OnStoreRule] = field(default_factory=list)
     on_completed: list[OnCompletedRule] = field(default_factory=list)
     defaults: Defaults = field(default_factory=Defaults)
+    # the outcomes a read may report (Performed Workitem Code Sequence), offered by the reading page
+    results: list[Code] = field(default_factory=list)
     files: list[str] = field(default_factory=list)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..db.tables import cancel_requests, workitems
+from ..db.tables import cancel_requests, skipped_reads, workitems
 from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.datetime import format_dt
 from ..dicom.uids import UPS_PUSH, is_valid_uid, new_uid
@@ -36,11 +36,12 @@ from .attributes import (
 )
 from .columns import index_columns
 from .errors import Outcome, UPSError
-from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, compare_txn
+from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, Txn, compare_txn
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKLIST_LABEL = "UPS_SERVER"
+READER_SCHEME = "99UPS_READER"  # coding scheme of a reader named as Human Performer Code (reassign)
 
 
 @dataclass
@@ -249,9 +250,11 @@ class UPSService:
             for guard in self.claim_guards:
                 await guard.check(conn, row, requester)
             extra = {"transaction_uid": txn, "performer_aet": requester,
-                     "reader": requester if row["read_group"] else None}
+                     "reader": requester if row["read_group"] else None, "claimed_at": func.now()}
         elif decision is Action.CANCEL:
             _fill_cancellation(ds, None)
+        elif decision is Action.COMPLETE:
+            extra = {"completed_at": func.now()}
         if decision in (Action.COMPLETE, Action.CANCEL):
             problems = final_state_problems(ds, requested)
             if problems:
@@ -317,7 +320,7 @@ class UPSService:
                         .with_for_update(skip_locked=True)
                     )
                     if requester:
-                        query = query.where(~_reader_holds_read(requester))
+                        query = query.where(~reader_holds_read(requester))
                     for guard in self.claim_guards:
                         allowed = guard.claimable(requester)
                         if allowed is not None:
@@ -330,6 +333,56 @@ class UPSService:
                 if "workitems_one_read_per_reader" not in str(exc.orig):
                     raise
         return None
+
+    async def skip(self, uid: str, transaction_uid: str | None) -> Result:
+        """Extension (not in PS3.4): the performer gives an IN PROGRESS workitem back to the pool
+        (SCHEDULED again, no Transaction UID, no reader), recorded in ``skipped_reads`` so that
+        claim-next does not offer it to that reader again for a while (reading/skips.py)."""
+        async with self.engine.begin() as conn:
+            row = await self._lock(conn, uid)
+            if row["state"] != IN_PROGRESS:
+                raise UPSError(Outcome.NOT_IN_PROGRESS, f"Workitem {uid} is {row['state']}, not IN PROGRESS")
+            txn = compare_txn(transaction_uid, row["state"], row["transaction_uid"])
+            if txn is not Txn.CORRECT:
+                raise UPSError(Outcome.TRANSACTION_UID_MISSING if txn is Txn.MISSING
+                               else Outcome.TRANSACTION_UID_INCORRECT)
+            if row["performer_aet"]:
+                await conn.execute(insert(skipped_reads).values(workitem_uid=uid, reader=row["performer_aet"],
+                                                               study_uid=row["study_uid"]))
+            ds = await self._release(conn, row, copy.deepcopy(row["dataset"]))
+        return Result(uid, ds)
+
+    async def reassign(self, uid: str, reader: str) -> Result:
+        """Extension (an administrator's action): schedule the workitem for ``reader`` (its Scheduled
+        Human Performers Sequence); an IN PROGRESS one is taken from its performer first (SCHEDULED
+        again, its Transaction UID void)."""
+        async with self.engine.begin() as conn:
+            row = await self._lock(conn, uid)
+            if row["state"] not in (SCHEDULED, IN_PROGRESS):
+                raise UPSError(Outcome.MAY_NO_LONGER_BE_UPDATED, f"Workitem {uid} is {row['state']}")
+            ds = copy.deepcopy(row["dataset"])
+            ds[t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE] = {"vr": "SQ", "Value": [{
+                t.HUMAN_PERFORMER_CODE_SEQUENCE: {"vr": "SQ", "Value": [{
+                    t.CODE_VALUE: element("SH", reader), t.CODING_SCHEME_DESIGNATOR: element("SH", READER_SCHEME),
+                    t.CODE_MEANING: element("LO", reader)}]},
+                t.HUMAN_PERFORMER_NAME: element("PN", reader)}]}
+            if row["state"] == IN_PROGRESS:
+                ds = await self._release(conn, row, ds)
+            else:
+                ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
+                new_row = await self._write(conn, uid, ds)
+                await self._notify(conn, Change("updated", uid, SCHEDULED, ds, previous=row["dataset"], row=new_row))
+        return Result(uid, ds)
+
+    async def _release(self, conn: AsyncConnection, row: dict[str, Any], ds: JsonDataset) -> JsonDataset:
+        """IN PROGRESS -> SCHEDULED (the skip / reassign extensions; never through Change State)."""
+        ds[t.PROCEDURE_STEP_STATE] = element("CS", SCHEDULED)
+        ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
+        new_row = await self._write(conn, row["uid"], ds, state=SCHEDULED, transaction_uid=None,
+                                    performer_aet=None, reader=None, claimed_at=None)
+        await self._notify(conn, Change("state", row["uid"], SCHEDULED, ds, previous=row["dataset"],
+                                        previous_state=IN_PROGRESS, requester=row["performer_aet"], row=new_row))
+        return ds
 
     async def transaction_uid_of(self, uid: str) -> str | None:
         async with self.engine.connect() as conn:
@@ -347,7 +400,7 @@ class UPSService:
 _OTHER = workitems.alias("other")  # built once: an alias costs a column collection each time
 
 
-def _reader_holds_read(reader: str) -> ColumnElement[bool]:
+def reader_holds_read(reader: str) -> ColumnElement[bool]:
     """The candidate's study already has a read of the same group held by ``reader``."""
     other = _OTHER
     return exists().where(

@@ -19,7 +19,7 @@ from ..logs import RequestContext
 from ..metrics import HTTPMetrics
 from ..metrics import endpoint as metrics
 from ..server import Server
-from . import admin, retrieve, studies, workitems
+from . import admin, retrieve, studies, ui, workitems
 from .media import HTTPProblem
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
     base = server.settings.base_path.rstrip("/")
     dicomweb = workitems.routes() + studies.routes() + retrieve.routes()  # UPS-RS; STOW/QIDO/WADO-RS; jobs
     app = Starlette(
-        routes=[Route("/health", health), Route("/metrics", metrics), *admin.routes(),
+        routes=[Route("/health", health), Route("/metrics", metrics), *admin.routes(), *ui.routes(),
                 *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,
         middleware=[Middleware(RequestContext),

@@ -138,6 +138,25 @@ async def claim_next(request: Request) -> Response:
     return dicom_response(media, [payload], headers={"Content-Location": workitem_url(request, result.uid)})
 
 
+@ups_transaction(Transaction.CHANGE_STATE)
+async def skip(request: Request) -> Response:
+    """Extension (not in PS3.18): the performer gives the workitem back to the pool (SCHEDULED)."""
+    body = await read_dataset(request, required=False)
+    txn = _param(request, _TXN_PARAMS) or first(body, t.TRANSACTION_UID)
+    await _service(request).skip(request.path_params["uid"], txn)
+    return Response(status_code=200)
+
+
+@ups_transaction(Transaction.UPDATE)
+async def reassign(request: Request) -> Response:
+    """Extension (an administrator's action): schedule the workitem for ``?reader=``."""
+    reader = request.query_params.get("reader", "").strip()
+    if not reader or len(reader) > 16:
+        raise HTTPProblem(400, "reassign needs ?reader= (a reader name of 1 to 16 characters, an SH code value)")
+    await _service(request).reassign(request.path_params["uid"], reader)
+    return Response(status_code=200)
+
+
 def routes() -> list[Route]:
     from .search import search
     from .subscriptions import routes as subscription_routes
@@ -152,5 +171,7 @@ def routes() -> list[Route]:
         Route("/workitems/{uid}/state/{requester}", change_state, methods=["PUT"]),
         Route("/workitems/{uid}/cancelrequest", request_cancel, methods=["POST"]),
         Route("/workitems/{uid}/cancelrequest/{requester}", request_cancel, methods=["POST"]),
+        Route("/workitems/{uid}/skip", skip, methods=["POST"]),
+        Route("/workitems/{uid}/reassign", reassign, methods=["POST"]),
         *subscription_routes(),  # subscribe / unsubscribe / suspend, notification WebSocket
     ]

@@ -1,0 +1,1 @@
+"""The reading page's server side: the worklist listing, skipped reads, reader statistics."""

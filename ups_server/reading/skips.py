@@ -1,0 +1,33 @@
+"""Skip (an extension): a reader gives a claimed read back to the pool; claim-next does not
+offer that reader the workitem, nor another read of its study, for ``hold_seconds``. A claim of
+the row by name is still allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db.tables import skipped_reads, workitems
+
+
+class SkipGuard:
+    """A ClaimGuard (ups.service) that keeps recently skipped studies out of their reader's claim-next."""
+
+    def __init__(self, hold_seconds: int):
+        self.hold_seconds = hold_seconds
+
+    async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None:
+        return None  # the reader may still claim it by name
+
+    def claimable(self, requester: str | None) -> ColumnElement[bool] | None:
+        if not requester or self.hold_seconds <= 0:
+            return None
+        skipped = skipped_reads.c
+        return not_(exists().where(and_(
+            skipped.reader == requester,
+            skipped.skipped_at > func.now() - text(f"interval '{int(self.hold_seconds)} seconds'"),
+            or_(skipped.workitem_uid == workitems.c.uid,
+                and_(skipped.study_uid.is_not(None), skipped.study_uid == workitems.c.study_uid)),
+        )))

@@ -1,0 +1,143 @@
+"""The reading page's worklist: one page of rows in priority/age order (keyset paging, so a page
+costs the same at row 10 and row 1,000,000) and the counts per state, under the page's filters.
+
+A read-only view over the indexed workitem columns; every action goes through UPS-RS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..db.tables import studies, workitems
+from ..ups import tags as t
+from ..ups.attributes import SCHEDULED, STATES
+from ..ups.service import reader_holds_read
+
+TABS = ("mine", "available", "all")
+SORTS = ("priority", "age")
+PRIORITIES = ("HIGH", "MEDIUM", "LOW")
+MAX_LIMIT = 200
+
+
+class WorklistError(ValueError):
+    """A filter the worklist cannot apply (answered 400)."""
+
+
+@dataclass
+class WorklistQuery:
+    tab: str = "available"
+    reader: str | None = None
+    worklist_label: str | None = None
+    priority: str | None = None
+    state: str | None = None
+    text: str | None = None  # prefix of patient name / patient ID / accession number
+    sort: str = "priority"
+    after: str | None = None  # keyset cursor: "<priority_rank>.<seq>" or "<seq>"
+    limit: int = 50
+
+    def check(self) -> None:
+        for name, value, allowed in (("tab", self.tab, TABS), ("sort", self.sort, SORTS),
+                                     ("priority", self.priority, PRIORITIES), ("state", self.state, STATES)):
+            if value is not None and value not in allowed:
+                raise WorklistError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise WorklistError(f"limit must be 1 to {MAX_LIMIT}")
+        if self.tab == "mine" and not self.reader:
+            raise WorklistError("the Mine tab needs a reader")
+
+
+def _tab(q: WorklistQuery) -> ColumnElement[bool]:
+    if q.tab == "mine":
+        assigned = workitems.c.dataset.contains({t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE: {"Value": [
+            {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"Value": [{t.CODE_VALUE: {"Value": [q.reader]}}]}}]}})
+        return or_(workitems.c.performer_aet == q.reader, and_(workitems.c.state == SCHEDULED, assigned))
+    if q.tab == "available":
+        scheduled = workitems.c.state == SCHEDULED
+        return and_(scheduled, ~reader_holds_read(q.reader)) if q.reader else scheduled
+    return true()
+
+
+def _filters(q: WorklistQuery) -> list[ColumnElement[bool]]:
+    where = [_tab(q)]
+    if q.worklist_label:
+        where.append(workitems.c.worklist_label == q.worklist_label)
+    if q.priority:
+        where.append(workitems.c.priority == q.priority)
+    if q.text:
+        prefix = q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(or_(func.lower(workitems.c.patient_name).like(prefix.lower()),
+                         workitems.c.patient_id.like(prefix), workitems.c.accession_number.like(prefix)))
+    return where
+
+
+def _order(q: WorklistQuery) -> tuple[list[Any], ColumnElement[bool] | None]:
+    """ORDER BY columns and the keyset condition for rows after the cursor."""
+    if q.sort == "age":
+        after = None
+        if q.after:
+            after = workitems.c.seq > _cursor(q.after, 1)[0]
+        return [workitems.c.seq], after
+    after = None
+    if q.after:
+        rank, seq = _cursor(q.after, 2)
+        after = tuple_(workitems.c.priority_rank, workitems.c.seq) > tuple_(rank, seq)
+    return [workitems.c.priority_rank, workitems.c.seq], after
+
+
+def _cursor(value: str, parts: int) -> list[int]:
+    try:
+        numbers = [int(p) for p in value.split(".")]
+    except ValueError:
+        numbers = []
+    if len(numbers) != parts:
+        raise WorklistError(f"after={value!r} is not a cursor this list gave")
+    return numbers
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return {
+        "uid": r.uid, "state": r.state, "priority": r.priority, "label": r.procedure_step_label,
+        "worklist_label": r.worklist_label, "input_readiness": r.input_readiness,
+        "patient_name": r.patient_name, "patient_id": r.patient_id, "accession_number": r.accession_number,
+        "study_uid": r.study_uid, "study_date": r.study_date, "scheduled": _iso(r.start_dt),
+        "created": _iso(r.created_at), "holder": r.performer_aet, "read_group": r.read_group,
+    }
+
+
+async def worklist(engine: AsyncEngine, q: WorklistQuery) -> dict[str, Any]:
+    """{"rows": [...], "next": cursor or None, "counts": {state: n}} for ``q``."""
+    q.check()
+    where = _filters(q)
+    order, after = _order(q)
+    listed = [*where, *([workitems.c.state == q.state] if q.state else []), *([after] if after is not None else [])]
+    query = (
+        select(workitems.c.uid, workitems.c.seq, workitems.c.state, workitems.c.priority,
+               workitems.c.priority_rank, workitems.c.procedure_step_label, workitems.c.worklist_label,
+               workitems.c.input_readiness, workitems.c.patient_name, workitems.c.patient_id,
+               workitems.c.accession_number, workitems.c.study_uid, workitems.c.start_dt, workitems.c.created_at,
+               workitems.c.performer_aet, workitems.c.read_group, studies.c.study_date)
+        .select_from(workitems.outerjoin(studies, studies.c.study_uid == workitems.c.study_uid))
+        .where(*listed)
+        .order_by(*order)
+        .limit(q.limit + 1)
+    )
+    counts_query = select(workitems.c.state, func.count()).where(*where).group_by(workitems.c.state)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        counts = {state: n for state, n in (await conn.execute(counts_query)).all()}
+    page = rows[:q.limit]
+    more = len(rows) > q.limit
+    last = page[-1] if page else None
+    cursor = None
+    if more and last is not None:
+        cursor = str(last.seq) if q.sort == "age" else f"{last.priority_rank}.{last.seq}"
+    return {"rows": [_row(r) for r in page], "next": cursor, "counts": {s: counts.get(s, 0) for s in STATES}}
