@@ -26,7 +26,7 @@ async def update(http, wi: str, txn: str):
 
 
 async def listing(http, **params):
-    r = await http.get(f"{root(http)}/ui/api/worklist", params=params)
+    r = await http.get(f"{root(http)}/api/worklist", params=params)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -86,7 +86,7 @@ async def test_worklist_refuses_bad_filters_with_a_reason(http):
     for params, reason in (({"tab": "nobody"}, "tab="), ({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"),
                            ({"tab": "mine"}, "reader"), ({"after": "1.x"}, "cursor"),
                            ({"state": "DONE"}, "state="), ({"reader": "R" * 65}, "longer")):
-        r = await http.get(f"{root(http)}/ui/api/worklist", params=params)
+        r = await http.get(f"{root(http)}/api/worklist", params=params)
         assert r.status_code == 400 and reason in r.json()["message"], (params, r.text)
 
 

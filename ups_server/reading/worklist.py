@@ -32,6 +32,7 @@ class WorklistError(ValueError):
 class WorklistQuery:
     tab: str = "available"
     reader: str | None = None
+    worklists: frozenset[str] | None = None  # the Worklist Labels the principal may see (None: all)
     worklist_label: str | None = None
     priority: str | None = None
     state: str | None = None
@@ -64,6 +65,8 @@ def _tab(q: WorklistQuery) -> ColumnElement[bool]:
 
 def _filters(q: WorklistQuery) -> list[ColumnElement[bool]]:
     where = [_tab(q)]
+    if q.worklists is not None:
+        where.append(workitems.c.worklist_label.in_(sorted(q.worklists)))
     if q.worklist_label:
         where.append(workitems.c.worklist_label == q.worklist_label)
     if q.priority:
@@ -141,3 +144,11 @@ async def worklist(engine: AsyncEngine, q: WorklistQuery) -> dict[str, Any]:
     if more and last is not None:
         cursor = str(last.seq) if q.sort == "age" else f"{last.priority_rank}.{last.seq}"
     return {"rows": [_row(r) for r in page], "next": cursor, "counts": {s: counts.get(s, 0) for s in STATES}}
+
+
+async def worklist_label_values(engine: AsyncEngine, limit: int = 200) -> list[str]:
+    """The Worklist Labels in use (for the page's filter)."""
+    query = (select(workitems.c.worklist_label).distinct().where(workitems.c.worklist_label.is_not(None))
+             .order_by(workitems.c.worklist_label).limit(limit))
+    async with engine.connect() as conn:
+        return list((await conn.execute(query)).scalars().all())

@@ -55,12 +55,12 @@ export class Api {
 
   // ---- read-only views of the page ----
   async worklist(params) {
-    const r = await this.request("GET", `/ui/api/worklist?${new URLSearchParams(params)}`, { accept: "application/json" });
+    const r = await this.request("GET", `/api/worklist?${new URLSearchParams(params)}`, { accept: "application/json" });
     return r.json();
   }
 
   async worklistLabels() {
-    return (await this.request("GET", "/ui/api/worklist-labels", { accept: "application/json" })).json();
+    return (await this.request("GET", "/api/worklist-labels", { accept: "application/json" })).json();
   }
 
   async stats() {

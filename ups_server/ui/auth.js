@@ -32,6 +32,7 @@ export class OidcAuth {
   constructor(oidc) {
     this.issuer = oidc.issuer.replace(/\/$/, "");
     this.clientId = oidc.client_id;
+    this.rolesClaim = oidc.roles_claim || "realm_access.roles";
     this.redirectUri = `${location.origin}${location.pathname}`;
     this.tokens = null;  // memory only
     this.expiresAt = 0;
@@ -101,11 +102,16 @@ export class OidcAuth {
     return this.tokens.access_token;
   }
 
-  claims() { return this.tokens ? { ...claimsOf(this.tokens.access_token), ...claimsOf(this.tokens.id_token || "") } : {}; }
-  reader() { const c = this.claims(); return c.preferred_username || c.name || c.sub || ""; }
+  claims() { return this.tokens ? { ...claimsOf(this.tokens.id_token || ""), ...claimsOf(this.tokens.access_token) } : {}; }
+  /** The reader is the token's subject (the server records claims by subject). */
+  reader() { return this.claims().sub || ""; }
+  displayName() { const c = this.claims(); return c.preferred_username || c.name || c.sub || ""; }
   roles() {
-    const c = claimsOf(this.tokens?.access_token || "");
-    return c.roles || c.realm_access?.roles || [];
+    const c = this.claims();
+    let value = c[this.rolesClaim];
+    if (value === undefined) value = this.rolesClaim.split(".").reduce((v, k) => (v && typeof v === "object" ? v[k] : undefined), c);
+    const roles = Array.isArray(value) ? value : String(value || "").split(/[\s,]+/).filter(Boolean);
+    return roles.includes("admin") ? ["reader", "arbitrator", "admin", ...roles] : roles;
   }
 
   async signOut() {
@@ -139,6 +145,6 @@ export async function setUpAuth(config, elements) {
   elements.signIn.hidden = signedIn;
   elements.signOut.hidden = !signedIn;
   elements.signedIn.hidden = !signedIn;
-  elements.signedIn.textContent = signedIn ? `Signed in as ${auth.reader()}` : "";
+  elements.signedIn.textContent = signedIn ? `Signed in as ${auth.displayName()}` : "";
   return auth;
 }

@@ -40,6 +40,8 @@ export class Live {
     } catch (err) {
       return this.retry(`Live updates unavailable (${err.message})`);
     }
+    const token = await this.api.auth?.token();
+    if (token) url += `${url.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(token)}`;
     const socket = new WebSocket(url);
     this.socket = socket;
     let opened = false;

@@ -1,6 +1,7 @@
-"""The reading page at /ui/ (static files of ups_server/ui) and its read-only JSON: the page's
-settings, the worklist listing, and the reader statistics (also GET /admin/stats). Every action
-of the page goes through UPS-RS under the base path."""
+"""The reading page at /ui/ (static files of ups_server/ui, open: the page signs in itself) and
+its read-only JSON: the page's settings (/ui/config.json, open), the worklist listing
+(/api/worklist, any role) and the reader statistics (GET /admin/stats, admin). Every action of
+the page goes through UPS-RS under the base path."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from .. import ui
+from ..auth.http import principal_of
+from ..auth.principal import ADMIN, ARBITRATOR, READER
 from ..reading.stats import reader_stats, stats_csv
-from ..reading.worklist import WorklistError, WorklistQuery, worklist
+from ..reading.worklist import WorklistError, WorklistQuery, worklist, worklist_label_values
 from .media import HTTPProblem
 from .workitems import REQUESTER_MAX
 
@@ -29,7 +32,7 @@ def _page(name: str):
 
 
 def _issuer_origins(request: Request) -> list[str]:
-    issuer = getattr(request.app.state.settings, "oidc_issuer", None)
+    issuer = request.app.state.settings.oidc_issuer
     if not issuer:
         return []
     scheme, _, rest = issuer.partition("://")
@@ -52,25 +55,35 @@ async def config(request: Request) -> JSONResponse:
     engine = getattr(server, "rules", None)
     results = [{"value": c.value, "scheme": c.scheme, "meaning": c.meaning or c.value}
                for c in (engine.rules.results if engine is not None else [])]
-    auth = getattr(settings, "auth", "none")
+    auth = settings.auth
     body = {"dicomweb": settings.base_path.rstrip("/"), "viewer_url": settings.viewer_url, "results": results,
             "read_group": _groups(request)[0], "skip_hold": settings.skip_hold, "auth": auth}
     if auth == "oidc":
-        body["oidc"] = {"issuer": settings.oidc_issuer, "client_id": getattr(settings, "oidc_client_id", None),
-                        "audience": getattr(settings, "oidc_audience", None)}
+        body["oidc"] = {"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id,
+                        "roles_claim": settings.oidc_roles_claim}
     return JSONResponse(body, headers={"Cache-Control": "no-cache"})
 
 
 def _query(request: Request) -> WorklistQuery:
+    """The listing the request asks for, within what its principal may see: a signed-in reader is
+    the token's subject (``?reader=`` is for open mode), the All tab is for admins, and a principal
+    restricted to some Worklist Labels sees only those."""
     p = request.query_params
+    principal = principal_of(request)
+    if not principal.has(READER, ARBITRATOR):
+        raise HTTPProblem(403, "the worklist is for the reader, arbitrator and admin roles")
     try:
         limit = int(p.get("limit", "50"))
     except ValueError:
         raise HTTPProblem(400, f"limit={p.get('limit')!r} is not a number") from None
-    reader = p.get("reader") or None
+    reader = principal.subject if principal.authenticated else (p.get("reader") or None)
     if reader and len(reader) > REQUESTER_MAX:
         raise HTTPProblem(400, f"the reader is longer than {REQUESTER_MAX} characters")
-    return WorklistQuery(tab=p.get("tab", "available"), reader=reader, worklist_label=p.get("worklist") or None,
+    tab = p.get("tab", "available")
+    if tab == "all" and not principal.has(ADMIN):
+        raise HTTPProblem(403, "the All tab is for the admin role")
+    return WorklistQuery(tab=tab, reader=reader, worklists=principal.worklists,
+                         worklist_label=p.get("worklist") or None,
                          priority=p.get("priority") or None, state=p.get("state") or None,
                          text=(p.get("q") or "").strip() or None, sort=p.get("sort", "priority"),
                          after=p.get("after") or None, limit=limit)
@@ -85,19 +98,15 @@ async def worklist_rows(request: Request) -> JSONResponse:
 
 
 async def worklist_labels(request: Request) -> JSONResponse:
-    from sqlalchemy import select
-
-    from ..db.tables import workitems
-
-    async with request.app.state.server.database.engine.connect() as conn:
-        labels = (await conn.execute(select(workitems.c.worklist_label).distinct()
-                                     .where(workitems.c.worklist_label.is_not(None))
-                                     .order_by(workitems.c.worklist_label).limit(200))).scalars().all()
-    return JSONResponse(list(labels))
+    principal = principal_of(request)
+    labels = await worklist_label_values(request.app.state.server.database.engine)
+    return JSONResponse([label for label in labels if principal.sees_worklist(label)])
 
 
 async def stats(request: Request) -> Response:
-    """GET /admin/stats: JSON, or CSV with ?format=csv (or Accept: text/csv)."""
+    """GET /admin/stats: JSON, or CSV with ?format=csv (or Accept: text/csv); admins only."""
+    if not principal_of(request).has(ADMIN):
+        raise HTTPProblem(403, "the reader statistics are for the admin role")
     read_group, arbitration_group = _groups(request)
     figures = await reader_stats(request.app.state.server.database.engine, read_group, arbitration_group)
     fmt = request.query_params.get("format")
@@ -132,8 +141,8 @@ def routes() -> list[BaseRoute]:
         Route("/ui/", _page("index.html")),
         Route("/ui/stats", _page("stats.html")),
         Route("/ui/config.json", config),
-        Route("/ui/api/worklist", worklist_rows),
-        Route("/ui/api/worklist-labels", worklist_labels),
+        Route("/api/worklist", worklist_rows),
+        Route("/api/worklist-labels", worklist_labels),
         Route("/admin/stats", stats),
         Route("/ui/{name:str}", asset),
     ]
