@@ -22,6 +22,7 @@ class Issuer:
         self.keys: list[Any] = [RSAKey.generate_key(2048, parameters={"kid": "rsa-1", "use": "sig"}),
                                 ECKey.generate_key("P-256", parameters={"kid": "ec-1", "use": "sig"})]
         self.requests: list[str] = []
+        self.login: Any = None  # tests/oidc_login.Login: the browser sign-in endpoints, when attached
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,9 +31,13 @@ class Issuer:
                 path = self.path.removeprefix(REALM)  # the realm path is part of the issuer, as in Keycloak
                 if path == "/.well-known/openid-configuration":
                     body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks",
-                            "id_token_signing_alg_values_supported": ["RS256", "ES256"]}
+                            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                            **(issuer.login.discovery() if issuer.login else {})}
                 elif path == "/jwks":
                     body = KeySet(issuer.keys).as_dict(private=False)
+                elif issuer.login is not None:
+                    issuer.login.handle(self, path)
+                    return
                 else:
                     self.send_error(404)
                     return
@@ -40,8 +45,16 @@ class Issuer:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                self.send_header("Access-Control-Allow-Origin", "*")  # the reading page reads it too
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                issuer.requests.append(self.path)
+                if issuer.login is None:
+                    self.send_error(404)
+                    return
+                issuer.login.handle(self, self.path.removeprefix(REALM))
 
             def log_message(self, *args: Any) -> None:
                 pass

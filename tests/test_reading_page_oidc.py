@@ -4,12 +4,15 @@ are for admins; a principal restricted to Worklist Labels sees only those."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
+from sqlalchemy import text
 
 from .dicom_instances import instance, part10, uid
 from .oidc_issuer import AUDIENCE, Issuer, bearer
+from .oidc_login import CLIENT_ID, Login
 from .reading_flow import claim, read_uid, stow
 
 
@@ -23,7 +26,7 @@ def issuer():
 @pytest.fixture
 def settings(settings, issuer):
     return dataclasses.replace(settings, auth="oidc", oidc_issuer=issuer.url, oidc_audience=AUDIENCE,
-                               oidc_client_id="reading-page")
+                               oidc_client_id=CLIENT_ID)
 
 
 def root(http) -> str:
@@ -35,7 +38,7 @@ async def test_page_and_settings_are_open_and_name_the_issuer(http, issuer):
     r = await http.get(f"{root(http)}/ui/config.json")
     assert r.status_code == 200
     assert r.json()["auth"] == "oidc"
-    assert r.json()["oidc"] == {"issuer": issuer.url, "client_id": "reading-page", "roles_claim": "realm_access.roles"}
+    assert r.json()["oidc"] == {"issuer": issuer.url, "client_id": CLIENT_ID, "roles_claim": "realm_access.roles"}
 
 
 async def test_worklist_and_statistics_by_role(http, issuer):
@@ -68,3 +71,46 @@ async def test_worklist_and_statistics_by_role(http, issuer):
     assert (await http.get(stats)).status_code == 401
     assert (await http.get(stats, headers=reader)).status_code == 403
     assert (await http.get(stats, headers=admin)).status_code == 200
+
+
+async def test_sign_in_with_pkce_claim_next_renewal_and_sign_out(http, issuer, ui_url, new_page, server):
+    expect = pytest.importorskip("playwright.async_api", reason="pip install playwright (the test extra)").expect
+    login = Login(issuer, {"anna": ("reader",)}, expires_in=3)  # renewed about every 2.4 s
+    issuer.login = login
+    try:
+        http.headers.update(bearer(issuer.token("admin-1", ("admin",))))
+        await stow(http, [part10(instance(uid(), accession="ACC-SSO"))])
+        await stow(http, [part10(instance(uid(), accession="ACC-SSO2"))])
+        del http.headers["Authorization"]
+
+        page = await new_page()
+        await page.goto(ui_url)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_label("Username").fill("anna")  # the issuer's own login page
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.get_by_text("Signed in as anna")).to_be_visible()
+        assert "code=" not in page.url  # the code is taken off the address bar
+        await expect(page.locator("#live")).to_have_text("Live")  # WebSocket with the token
+        await expect(page.get_by_role("tab", name="All")).to_be_hidden()  # not an admin
+
+        await page.get_by_role("button", name="Claim next").click()
+        await expect(page.locator("#message")).to_have_text("Claimed First read ACC-SSO.")
+        async with server.database.engine.connect() as conn:
+            holder = (await conn.execute(text("SELECT performer_aet FROM workitems WHERE state = 'IN PROGRESS'"))).all()
+        assert holder == [("anna",)]
+
+        for _ in range(200):  # the page renews its token with the refresh token before it expires
+            if "refresh_token" in login.grants:
+                break
+            await asyncio.sleep(0.1)
+        assert login.grants[:2] == ["authorization_code", "refresh_token"]
+        await page.get_by_role("tab", name="Available").click()
+        await expect(page.get_by_role("row").filter(has_text="First read ACC-SSO2")).to_be_visible()
+        stored = await page.evaluate("JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})")
+        assert "eyJ" not in stored  # no token outside memory
+
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        await expect(page.get_by_text("Signed in as anna")).to_be_hidden()
+    finally:
+        issuer.login = None

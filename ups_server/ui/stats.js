@@ -59,6 +59,11 @@ async function main() {
     $("message").textContent = err.message;
     return;
   }
+  if (config.auth === "oidc" && !auth.reader()) {
+    $("message").textContent = "Sign in to see the statistics (admin role).";
+    $("download").disabled = true;
+    return;
+  }
   const api = new Api(config, auth);
   $("download").addEventListener("click", async () => {
     try {

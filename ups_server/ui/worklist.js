@@ -303,6 +303,11 @@ async function main() {
     say(err.message, "error");
     return;
   }
+  if (config.auth === "oidc" && !reader()) {
+    say("Sign in to see your worklist.");
+    $("claim-next").disabled = true;
+    return;
+  }
   api = new Api(config, auth);
   outcomes();
   wireTabs();
