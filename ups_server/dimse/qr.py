@@ -30,6 +30,7 @@ from ..auth.principal import Principal
 from ..dicom.dataset import JsonDataset, element, first, from_pydicom, to_pydicom, vr_of
 from ..dicom.query import Match, QueryError, query_from_identifier
 from ..ingest import catalog
+from ..ingest.service import IngestService
 from . import status
 from .contexts import UNCOMPRESSED
 
@@ -62,6 +63,11 @@ def may_query(principal: Principal) -> bool:
     """Who may query and retrieve stored studies: as for QIDO-RS / WADO-RS, any principal with a
     role (open mode: everyone). Visibility narrower than that (issue 10) plugs in here."""
     return bool(principal.roles)
+
+
+def _ingest(dimse: DimseServer) -> IngestService:
+    """The stored studies (index and files)."""
+    return dimse.server.ingest
 
 
 def _failure(code: int, comment: str) -> Dataset:
@@ -153,7 +159,7 @@ def find(dimse: DimseServer, event: Event) -> Iterator[tuple[int | Dataset, Data
 
 def _matches(dimse: DimseServer, request: Request) -> Iterator[list[JsonDataset]]:
     """Pages of matches (DICOM JSON) of ``request`` at its level."""
-    engine = dimse.server.ingest.engine
+    engine = _ingest(dimse).engine
     call = dimse.bridge.call
     if request.level in ("PATIENT", "STUDY"):
         offset, seen = 0, set()
@@ -196,7 +202,7 @@ def _patients(studies: list[JsonDataset], seen: set[str]) -> list[JsonDataset]:
 
 def _instances(dimse: DimseServer, request: Request) -> list[dict[str, Any]]:
     """The stored instances a C-MOVE / C-GET identifier names."""
-    engine = dimse.server.ingest.engine
+    engine = _ingest(dimse).engine
     call = dimse.bridge.call
     if request.level == "PATIENT":
         patients = request.values(PATIENT_ID)
@@ -222,7 +228,7 @@ def _datasets(dimse: DimseServer, event: Event, rows: list[dict[str, Any]]
         if event.is_cancelled:
             yield status.RETRIEVE_CANCELED, None
             return
-        yield status.RETRIEVE_PENDING, dcmread(dimse.server.ingest.path_of(row["path"]))
+        yield status.RETRIEVE_PENDING, dcmread(_ingest(dimse).path_of(row["path"]))
 
 
 def _resolve(dimse: DimseServer, event: Event) -> tuple[list[dict[str, Any]] | None, Dataset | None]:

@@ -15,6 +15,7 @@ from ..auth.principal import ADMIN, RETRIEVE
 from ..dicom.query import QueryError, int_param
 from ..dicom.uids import is_valid_uid
 from ..retrieve import jobs
+from ..retrieve.worker import RetrieveWorker
 from .media import HTTPProblem
 
 MAX_STUDIES = 1000  # per request
@@ -25,6 +26,10 @@ DEFAULT_LIST_LIMIT = 100
 def may_retrieve(request: Request) -> bool:
     """Who may queue and read retrieve jobs: the ``admin`` or ``retrieve`` role (open mode: anyone)."""
     return principal_of(request).has(ADMIN, RETRIEVE)
+
+
+def _worker(request: Request) -> RetrieveWorker:
+    return request.app.state.server.retrieve
 
 
 def _check(request: Request) -> None:
@@ -70,7 +75,7 @@ def _text(body: dict[str, Any], key: str) -> str:
 async def create(request: Request) -> JSONResponse:
     _check(request)
     body = await _body(request)
-    worker = request.app.state.server.retrieve
+    worker = _worker(request)
     if "studies" in body:
         if set(body) - {"studies"}:
             raise HTTPProblem(400, "give either studies or patient_id + accession_number, not both")
@@ -84,7 +89,7 @@ async def create(request: Request) -> JSONResponse:
         patient_id, accession = _text(body, "patient_id"), _text(body, "accession_number")
     else:
         raise HTTPProblem(400, 'expected {"studies": [uid, ...]} or {"patient_id": ..., "accession_number": ...}')
-    if worker is None or not worker.archives:
+    if not worker.archives:
         raise HTTPProblem(409, "no archives are configured (--archive NAME=AET@host:port)")
     if "studies" in body:
         ids = await jobs.create_studies(worker.engine, list(dict.fromkeys(studies)))
@@ -100,7 +105,7 @@ async def show(request: Request) -> JSONResponse:
         job_id = int_param("id", request.path_params["id"])
     except QueryError:
         raise HTTPProblem(404, "no such retrieve job") from None
-    found = await jobs.get(request.app.state.server.database.engine, job_id)
+    found = await jobs.get(_worker(request).engine, job_id)
     if found is None:
         raise HTTPProblem(404, f"no retrieve job {job_id}")
     return JSONResponse(job_json(*found))
@@ -115,7 +120,7 @@ async def index(request: Request) -> JSONResponse:
         limit = int_param("limit", request.query_params.get("limit", str(DEFAULT_LIST_LIMIT)))
     except QueryError as exc:
         raise HTTPProblem(400, str(exc)) from None
-    found = await jobs.list_jobs(request.app.state.server.database.engine, state, limit)
+    found = await jobs.list_jobs(_worker(request).engine, state, limit)
     return JSONResponse({"jobs": [job_json(job) for job in found]})
 
 
