@@ -74,10 +74,11 @@ def performed_procedure(reader: str) -> Dataset:
     return ds
 
 
-def read_as(server: RunningServer, reader: str, uid: str) -> list[int]:
-    """Claim, N-SET, complete ``uid`` as ``reader`` (its calling AE title): upsscu's messages,
-    UPS Push named on the Pull context. Returns the three DIMSE statuses."""
-    ae = AE(ae_title=reader)
+def read_as(server: RunningServer, reader: str, uid: str, ae_title: str | None = None) -> list[int]:
+    """Claim, N-SET, complete ``uid`` as ``reader`` (calling AE title ``ae_title``, by default the
+    reader's name): upsscu's messages, UPS Push named on the Pull context. Returns the three
+    DIMSE statuses."""
+    ae = AE(ae_title=ae_title or reader)
     ae.add_requested_context(UnifiedProcedureStepPull)
     assoc = ae.associate("127.0.0.1", server.dimse_port, ae_title=server.ae_title)
     assert assoc.is_established, f"association as {reader} failed"
@@ -99,20 +100,36 @@ def read_as(server: RunningServer, reader: str, uid: str) -> list[int]:
         assoc.release()
 
 
-def test_dcm4chee_double_reading_over_dimse(start_ups_server, tmp_path):
+def store_study(server: RunningServer, tmp_path: Path) -> str:
     storescu = dcmtk("storescu")
     if storescu is None:
         pytest.skip("DCMTK storescu is not installed (apt-get install dcmtk; .ci/run installs it)")
-    if not RULES.exists():
-        pytest.skip(f"{RULES.relative_to(REPO)} is not in this tree")
-    server = start_ups_server("--rules", str(RULES))
-
     study = generate_uid()
     files = write_study(tmp_path / "study", study)
     stored = subprocess.run([storescu, "-aet", "MODALITY", "-aec", server.ae_title, "127.0.0.1",
                              str(server.dimse_port), *map(str, files)],
                             check=False, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
     assert stored.returncode == 0, stored.stdout + stored.stderr + server.log()
+    return study
+
+
+def assert_arbitration_scheduled(server: RunningServer, tmp_path: Path, study: str) -> None:
+    arbitration = findscu(server, tmp_path / "arbitration", "ProcedureStepState=SCHEDULED", "SOPInstanceUID=",
+                          "ProcedureStepLabel=", "StudyInstanceUID=")
+    assert [str(m.SOPInstanceUID) for m in arbitration] == [name_based_uid(f"3-{study}")], server.log()
+    assert arbitration[0].ProcedureStepLabel == "Arbitration"
+    assert arbitration[0].StudyInstanceUID == study
+
+
+@pytest.mark.parametrize("one_ae", [False, True], ids=["an AE per reader", "one upsscu AE for both reads"])
+def test_dcm4chee_double_reading_over_dimse(start_ups_server, tmp_path, one_ae):
+    """With ``one_ae`` exactly the wiki's verification: one upsscu (default AE title UPSSCU) finds
+    each pre-assigned read by its Human Performer Code, claims it, N-SETs the performed procedure
+    (updateUPS.xml) and completes it; the arbitration workitem 3-<study> is then SCHEDULED."""
+    if not RULES.exists():
+        pytest.skip(f"{RULES.relative_to(REPO)} is not in this tree")
+    server = start_ups_server("--rules", str(RULES))
+    study = store_study(server, tmp_path)
 
     found: dict[str, str] = {}
     for n, reader in ((1, "RADIOLOGIST_1"), (2, "RADIOLOGIST_2")):
@@ -123,10 +140,7 @@ def test_dcm4chee_double_reading_over_dimse(start_ups_server, tmp_path):
         found[reader] = str(matches[0].SOPInstanceUID)
 
     for reader, uid in found.items():
-        assert read_as(server, reader, uid) == [0x0000, 0x0000, 0x0000], server.log()
+        statuses = read_as(server, reader, uid, "UPSSCU" if one_ae else None)
+        assert statuses == [0x0000, 0x0000, 0x0000], server.log()
 
-    arbitration = findscu(server, tmp_path / "arbitration", "ProcedureStepState=SCHEDULED", "SOPInstanceUID=",
-                          "ProcedureStepLabel=", "StudyInstanceUID=")
-    assert [str(m.SOPInstanceUID) for m in arbitration] == [name_based_uid(f"3-{study}")], server.log()
-    assert arbitration[0].ProcedureStepLabel == "Arbitration"
-    assert arbitration[0].StudyInstanceUID == study
+    assert_arbitration_scheduled(server, tmp_path, study)

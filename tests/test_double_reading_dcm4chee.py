@@ -27,18 +27,20 @@ def _performer(ds) -> str:
     return ds["00404034"]["Value"][0]["00404009"]["Value"][0]["00080100"]["Value"][0]
 
 
-async def test_wiki_flow_any_claimer_and_arbitration_always(http, server):
-    """As in dcm4chee, who claims is not checked; a reader still gets only one read of a study."""
+async def test_wiki_flow_one_upsscu_reads_both_and_arbitration_always(http, server):
+    """As in dcm4chee, who claims is not checked and the reads are pre-assigned, so the set has
+    distinct_readers: false: the wiki's verification, one upsscu (default AE UPSSCU) claiming and
+    completing both reads, ends with the arbitration workitem (issue 10: it was refused 0x0124)."""
     study = uid()
     await stow(http, [part10(instance(study))])
-    r, _ = await claim(http, read_uid(2, study), "UPSSCU")  # upsscu's default calling AE
+    r, txn2 = await claim(http, read_uid(2, study), "UPSSCU")  # upsscu's default calling AE
     assert r.status_code == 200, r.text
-    r, _ = await claim(http, read_uid(1, study), "UPSSCU")
-    assert r.status_code == 409
-    txn2 = await server.ups.transaction_uid_of(read_uid(2, study))
+    r, txn1 = await claim(http, read_uid(1, study), "UPSSCU")
+    assert r.status_code == 200, r.text
     from .reading_flow import complete
 
-    await read(http, read_uid(1, study), "RADIOLOGIST_1", "NORMAL")
+    assert (await complete(http, read_uid(1, study), txn1, "NORMAL")).status_code == 200
+    assert await workitem(http, read_uid(3, study)) is None
     assert (await complete(http, read_uid(2, study), txn2, "NORMAL")).status_code == 200
     assert await workitem(http, read_uid(3, study)) is not None
 

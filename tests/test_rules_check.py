@@ -140,6 +140,23 @@ def test_all_problems_are_reported_and_duplicate_ids_across_files(tmp_path):
     assert problem.field == "id" and problem.line == 3 and "also used" in problem.message
 
 
+def test_group_settings_must_agree(tmp_path):
+    """distinct_readers and claim_role belong to a group: two templates of one group disagreeing
+    is an error naming both places."""
+    path = tmp_path / "groups.yaml"
+    path.write_text(STORE + "      distinct_readers: false\n" + STORE.split("on_store:\n", 1)[1].replace(
+        "id: r", "id: r2").replace("1-{", "2-{"))
+    with pytest.raises(RuleFileError) as err:
+        load_rules(path)
+    [problem] = err.value.problems
+    assert problem.line == 9 and "group 'read'" in problem.message and "must agree" in problem.message
+    rules = load_rules(rules_dir() / "double-reading.yaml")
+    assert [(r.workitem.distinct_readers, r.workitem.claim_role) for r in [*rules.on_store, *rules.on_completed]] \
+        == [(True, "reader"), (True, "reader"), (True, "arbitrator")]
+    rules = load_rules(rules_dir() / "dcm4chee-double-reading.yaml")
+    assert [r.workitem.distinct_readers for r in rules.on_store] == [False, False]
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(RuleFileError) as info:
         load_rules(tmp_path / "nope.yaml")

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     false,
     func,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -67,6 +68,9 @@ workitems = Table(
     Column("performer_aet", Text),  # requester / calling AE that claimed it
     Column("claimed_at", DateTime(timezone=True)),  # last claim (SCHEDULED -> IN PROGRESS)
     Column("completed_at", DateTime(timezone=True)),  # when it became COMPLETED
+    # the group's distinct_readers setting: ``reader`` is filled (and unique per study) only if true
+    Column("distinct_readers", Boolean, nullable=False, server_default=true()),
+    Column("claimant", Text),  # the authenticated subject holding the claim (--auth oidc)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -155,6 +159,7 @@ rule_workitems = Table(
     Column("rule", Text, nullable=False),
     Column("study_uid", Text),
     Column("performer_only", Boolean, nullable=False, server_default=false()),
+    Column("claim_role", Text, nullable=False, server_default="reader"),  # the group's claim_role
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 

@@ -142,9 +142,11 @@ class RuleEngine:
             ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(first)]}
             if tpl.input_information == "append":
                 add_all(ds)
-        if await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group) is not None:
+        if await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group,
+                                    distinct_readers=tpl.distinct_readers) is not None:
             await conn.execute(pg_insert(rule_workitems).values(
                 workitem_uid=uid, rule=rule.id, study_uid=first.study_uid, performer_only=tpl.performer_only,
+                claim_role=tpl.claim_role,
             ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
             effects.created.append(uid)
             RULE_EFFECTS.labels(rule.id, "created").inc()
@@ -209,11 +211,13 @@ class RuleEngine:
         inputs = self._completed_inputs(tpl.input_information, source, completed)
         if inputs:
             ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": inputs}
-        created = await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group)
+        created = await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group,
+                                           distinct_readers=tpl.distinct_readers)
         if created is None:
             return None
         await conn.execute(pg_insert(rule_workitems).values(
             workitem_uid=uid, rule=rule.id, study_uid=study, performer_only=tpl.performer_only,
+            claim_role=tpl.claim_role,
         ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
         await audit_hooks.rule_effect(conn, rule.id, True, uid, study)
         log.info("rule %s: created %s for study %s", rule.id, uid, study)

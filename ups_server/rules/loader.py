@@ -24,7 +24,10 @@ Schema (version 1), all keys optional unless marked:
                 input_readiness, performers [{code, name, organisation}], performer_only,
                 workitem_code, station_names/classes/locations [code], start_delay,
                 completion_delay (ISO 8601 durations), include_patient, include_study_uid,
-                include_referenced_request, input_information, comments
+                include_referenced_request, input_information, comments,
+                distinct_readers (default true: one reader holds at most one workitem of the group
+                per study), claim_role (reader | arbitrator | admin, default reader: the role
+                needed to claim under --auth oidc); both the same for every template of a group
 """
 
 from __future__ import annotations
@@ -64,8 +67,9 @@ _TEMPLATE_KEYS = {
     "uid", "label", "group", "worklist_label", "priority", "input_readiness", "performers", "performer_only",
     "workitem_code", "station_names", "station_classes", "station_locations", "start_delay",
     "completion_delay", "include_patient", "include_study_uid", "include_referenced_request",
-    "input_information", "comments",
+    "input_information", "comments", "distinct_readers", "claim_role",
 }
+CLAIM_ROLES = ("reader", "arbitrator", "admin")
 
 
 class _Invalid(Exception):
@@ -256,6 +260,8 @@ class _Checker:
                                                       STORE_INPUT if on_store else COMPLETED_INPUT,
                                                       "append" if on_store else "copy_input")),
             ("comments", lambda: self.template_text(node, "comments", f)),
+            ("distinct_readers", lambda: self.boolean(node, "distinct_readers", f, True)),
+            ("claim_role", lambda: self.choice(node, "claim_role", f, CLAIM_ROLES, "reader")),
         ]
         bad = False
         for name, get in steps:
@@ -341,8 +347,10 @@ def load_rules(*paths: FsPath | str) -> RuleSet:
     for file in files:
         rules.files.append(str(file))
         checker = _Checker(str(file))
+        before = len(rules.on_store), len(rules.on_completed)
         _load_file(checker, file, rules)
         problems += checker.problems
+        problems += _group_settings([*rules.on_store[before[0]:], *rules.on_completed[before[1]:]])
     seen: dict[str, str] = {}
     for rule in [*rules.on_store, *rules.on_completed]:
         if rule.id in seen:
@@ -352,6 +360,26 @@ def load_rules(*paths: FsPath | str) -> RuleSet:
     if problems:
         raise RuleFileError(problems)
     return rules
+
+
+def _group_settings(rules: list[OnStoreRule | OnCompletedRule]) -> list[RuleProblem]:
+    """distinct_readers and claim_role are settings of a group: every template of it in a file agrees."""
+    problems = []
+    first: dict[str, tuple[bool, str, str]] = {}
+    for rule in rules:
+        tpl = rule.workitem
+        if not tpl.group:
+            continue
+        settings = (tpl.distinct_readers, tpl.claim_role)
+        if tpl.group not in first:
+            first[tpl.group] = (*settings, rule.source)
+        elif first[tpl.group][:2] != settings:
+            file, _, line = rule.source.rpartition(":")
+            problems.append(RuleProblem(file, int(line), "workitem.distinct_readers/claim_role",
+                                        f"group {tpl.group!r} has distinct_readers/claim_role "
+                                        f"{first[tpl.group][0]}/{first[tpl.group][1]} at {first[tpl.group][2]}: "
+                                        "every template of a group must agree"))
+    return problems
 
 
 def _load_file(checker: _Checker, file: FsPath, rules: RuleSet) -> None:

@@ -66,6 +66,8 @@ class WorkitemTemplate:
     input_information: str = "append"  # on_store: append | single | none;
     # on_completed: copy_input | copy_output | merge_outputs | none
     comments: str | None = None
+    distinct_readers: bool = True  # of the group: one reader holds at most one of its workitems per study
+    claim_role: str = "reader"  # of the group: the role a principal needs to claim (--auth oidc)
 
 
 @dataclass

@@ -141,6 +141,7 @@ class UPSService:
         requester: str | None = None,
         if_absent: bool = False,
         read_group: str | None = None,
+        distinct_readers: bool = True,
     ) -> Result | None:
         """Create inside ``conn``'s transaction. With ``if_absent`` an existing UID is not an
         error: None is returned and nothing changes (rule effects are idempotent)."""
@@ -157,7 +158,8 @@ class UPSService:
         ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
         if not first(ds, t.WORKLIST_LABEL):
             ds[t.WORKLIST_LABEL] = element("LO", self.default_worklist_label)
-        values = {"uid": uid, "state": SCHEDULED, "read_group": read_group, **index_columns(ds)}
+        values = {"uid": uid, "state": SCHEDULED, "read_group": read_group, "distinct_readers": distinct_readers,
+                  **index_columns(ds)}
         stmt = pg_insert(workitems).values(**values).on_conflict_do_nothing(index_elements=["uid"])
         created = (await conn.execute(stmt.returning(workitems))).mappings().first()
         if created is None:
@@ -250,7 +252,8 @@ class UPSService:
             for guard in self.claim_guards:
                 await guard.check(conn, row, requester)
             extra = {"transaction_uid": txn, "performer_aet": requester,
-                     "reader": requester if row["read_group"] else None, "claimed_at": func.now()}
+                     "reader": requester if row["read_group"] and row["distinct_readers"] else None,
+                     "claimed_at": func.now()}
         elif decision is Action.CANCEL:
             _fill_cancellation(ds, None)
         elif decision is Action.COMPLETE:
@@ -406,6 +409,7 @@ def reader_holds_read(reader: str) -> ColumnElement[bool]:
     return exists().where(
         and_(
             workitems.c.read_group.is_not(None),
+            workitems.c.distinct_readers,
             other.c.study_uid == workitems.c.study_uid,
             other.c.read_group == workitems.c.read_group,
             other.c.reader == reader,
