@@ -26,11 +26,12 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from ..auth.principal import Principal
+from ..auth.principal import ARBITRATOR, READER, Principal
 from ..dicom.dataset import JsonDataset, element, first, from_pydicom, to_pydicom, vr_of
 from ..dicom.query import Match, QueryError, query_from_identifier
 from ..ingest import catalog
 from ..ingest.service import IngestService
+from ..rules import access
 from . import status
 from .contexts import UNCOMPRESSED
 
@@ -60,9 +61,15 @@ class IdentifierError(ValueError):
 
 
 def may_query(principal: Principal) -> bool:
-    """Who may query and retrieve stored studies: as for QIDO-RS / WADO-RS, any principal with a
-    role (open mode: everyone). Visibility narrower than that (issue 10) plugs in here."""
-    return bool(principal.roles)
+    """Who may query and retrieve stored studies: as for QIDO-RS / WADO-RS, a reader, arbitrator
+    or admin (open mode: everyone; ingest alone: no one); which studies: ``access.readable_studies``."""
+    return principal.has(READER, ARBITRATOR)
+
+
+def _readable(dimse: DimseServer, principal: Principal, studies: list[str]) -> list[str]:
+    """The studies of ``studies`` the principal may read (the others are as if not stored)."""
+    engine = _ingest(dimse).engine
+    return [s for s in studies if dimse.bridge.call(access.may_read_study(engine, principal, s))]
 
 
 def _ingest(dimse: DimseServer) -> IngestService:
@@ -134,12 +141,13 @@ class Request:
 def find(dimse: DimseServer, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     """The C-FIND of a Q/R Information Model: one Pending response per match."""
     caller = event.assoc.requestor.ae_title
-    if not may_query(dimse.identity.principal(event.assoc)):
+    principal = dimse.identity.principal(event.assoc)
+    if not may_query(principal):
         yield _failure(status.NOT_AUTHORIZED, "not authorized to query stored studies"), None
         return
     try:
         request = Request(event.identifier, event.request.AffectedSOPClassUID)
-        pages = _matches(dimse, request)
+        pages = _matches(dimse, request, principal)
         first_page = next(pages, [])
     except IdentifierError as exc:
         log.info("Q/R C-FIND from %s refused: %s", caller, exc)
@@ -157,13 +165,15 @@ def find(dimse: DimseServer, event: Event) -> Iterator[tuple[int | Dataset, Data
             yield status.FIND_PENDING, request.reply(match, dimse.settings.ae_title)
 
 
-def _matches(dimse: DimseServer, request: Request) -> Iterator[list[JsonDataset]]:
-    """Pages of matches (DICOM JSON) of ``request`` at its level."""
+def _matches(dimse: DimseServer, request: Request, principal: Principal) -> Iterator[list[JsonDataset]]:
+    """Pages of matches (DICOM JSON) of ``request`` at its level, among the studies ``principal``
+    may read."""
     engine = _ingest(dimse).engine
     call = dimse.bridge.call
     if request.level in ("PATIENT", "STUDY"):
         offset, seen = 0, set()
-        while page := call(catalog.search_studies(engine, request.params(), PAGE, offset)):
+        within = access.readable_studies(principal)
+        while page := call(catalog.search_studies(engine, request.params(), PAGE, offset, within)):
             offset += len(page)
             if request.level == "STUDY":
                 yield page
@@ -172,7 +182,7 @@ def _matches(dimse: DimseServer, request: Request) -> Iterator[list[JsonDataset]
             if patients:
                 yield patients
         return
-    for study in request.studies():
+    for study in _readable(dimse, principal, request.studies()):
         if request.level == "SERIES":
             params = request.params(skip=(STUDY_UID,))
             found = call(catalog.search_series(engine, study, params, None, 0))
@@ -200,8 +210,8 @@ def _patients(studies: list[JsonDataset], seen: set[str]) -> list[JsonDataset]:
 # ---- C-MOVE and C-GET ------------------------------------------------------------------------
 
 
-def _instances(dimse: DimseServer, request: Request) -> list[dict[str, Any]]:
-    """The stored instances a C-MOVE / C-GET identifier names."""
+def _instances(dimse: DimseServer, request: Request, principal: Principal) -> list[dict[str, Any]]:
+    """The stored instances a C-MOVE / C-GET identifier names, of the studies ``principal`` may read."""
     engine = _ingest(dimse).engine
     call = dimse.bridge.call
     if request.level == "PATIENT":
@@ -211,6 +221,7 @@ def _instances(dimse: DimseServer, request: Request) -> list[dict[str, Any]]:
         studies = [first(s, STUDY_UID) for s in call(catalog.search_studies(engine, request.params(), None, 0))]
     else:
         studies = request.studies()
+    studies = _readable(dimse, principal, studies)
     series = set(request.values(SERIES_UID)) if request.level in ("SERIES", "IMAGE") else set()
     sops = set(request.values(SOP_UID)) if request.level == "IMAGE" else set()
     if request.level == "SERIES" and not series:
@@ -233,10 +244,11 @@ def _datasets(dimse: DimseServer, event: Event, rows: list[dict[str, Any]]
 
 def _resolve(dimse: DimseServer, event: Event) -> tuple[list[dict[str, Any]] | None, Dataset | None]:
     """(the instances to send, None) or (None, the failure to answer)."""
-    if not may_query(dimse.identity.principal(event.assoc)):
+    principal = dimse.identity.principal(event.assoc)
+    if not may_query(principal):
         return None, _failure(status.NOT_AUTHORIZED, "not authorized to retrieve stored studies")
     try:
-        rows = _instances(dimse, Request(event.identifier, event.request.AffectedSOPClassUID))
+        rows = _instances(dimse, Request(event.identifier, event.request.AffectedSOPClassUID), principal)
     except IdentifierError as exc:
         log.info("Q/R retrieve from %s refused: %s", event.assoc.requestor.ae_title, exc)
         return None, _failure(status.RETRIEVE_IDENTIFIER_DOES_NOT_MATCH, str(exc))

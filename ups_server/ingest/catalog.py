@@ -55,8 +55,11 @@ def filters(params: list[tuple[str, str]], keys: dict[str, Any]) -> list[ColumnE
 
 
 async def search_studies(engine: AsyncEngine, params: list[tuple[str, str]], limit: int | None,
-                         offset: int) -> list[JsonDataset]:
+                         offset: int, within: Any = None) -> list[JsonDataset]:
+    """``within``: a SELECT of the Study Instance UIDs the caller may read (None: all)."""
     conds = filters(params, STUDY_KEYS)
+    if within is not None:
+        conds.append(studies.c.study_uid.in_(within))
     modality = next((v for k, v in params if k in ("ModalitiesInStudy", "00080061", "Modality") and v), None)
     if modality:
         conds.append(studies.c.study_uid.in_(select(series.c.study_uid).where(match(series.c.modality, modality))))

@@ -14,11 +14,13 @@ from starlette.routing import Route
 
 from ..audit import INSTANCES_ACCESSED, Actor, record_now
 from ..auth.http import client_address, principal_of
+from ..auth.principal import ARBITRATOR, INGEST, READER
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.query import QueryError, int_param
 from ..ingest import catalog
 from ..ingest.model import CANNOT_UNDERSTAND, PROCESSING_FAILURE, IngestError, StoreResult
 from ..ingest.service import IngestService
+from ..rules import access
 from .media import DICOM_JSON, HTTPProblem, dicom_json, dicom_response, negotiate, service_url
 from .multipart import MultipartError, Part, content_type_params, parts
 
@@ -42,7 +44,20 @@ def _problem(status: int, message: str) -> JSONResponse:
 # ---- STOW-RS ----------------------------------------------------------------------------------
 
 
+async def _may_read(request: Request, study: str | None = None) -> JSONResponse | None:
+    """None when the principal may read (``study``, else studies at all); else the refusal:
+    403 without a reading role (ingest alone reads nothing), 404 for a study it may not see."""
+    principal = principal_of(request)
+    if not principal.has(READER, ARBITRATOR):
+        return _problem(403, "reading studies needs the reader, arbitrator or admin role")
+    if study is not None and not await access.may_read_study(_ingest(request).engine, principal, study):
+        return _problem(404, "no such study, series or instance")
+    return None
+
+
 async def stow(request: Request) -> Response:
+    if not principal_of(request).has(INGEST):
+        return _problem(403, "storing instances needs the ingest role")
     ctype, params = content_type_params(request.headers.get("content-type", ""))
     part_type = params.get("type", DICOM).lower()
     if ctype != "multipart/related" or part_type != DICOM:
@@ -174,12 +189,17 @@ def _with_urls(base: str, found: list[JsonDataset], level: str) -> list[JsonData
 
 
 async def qido_studies(request: Request) -> Response:
+    if refused := await _may_read(request):
+        return refused
     params, limit, offset = _paging(request)
-    found = await catalog.search_studies(_ingest(request).engine, params, limit, offset)
+    found = await catalog.search_studies(_ingest(request).engine, params, limit, offset,
+                                         access.readable_studies(principal_of(request)))
     return dicom_json(_with_urls(service_url(request), found, "study"))
 
 
 async def qido_series(request: Request) -> Response:
+    if refused := await _may_read(request, request.path_params["study"]):
+        return refused
     params, limit, offset = _paging(request)
     found = await catalog.search_series(_ingest(request).engine, request.path_params["study"], params, limit,
                                         offset)
@@ -187,6 +207,8 @@ async def qido_series(request: Request) -> Response:
 
 
 async def qido_instances(request: Request) -> Response:
+    if refused := await _may_read(request, request.path_params["study"]):
+        return refused
     params, limit, offset = _paging(request)
     found = await catalog.search_instances(_ingest(request).engine, request.path_params["study"],
                                            request.path_params.get("series"), params, limit, offset)
@@ -214,6 +236,8 @@ def _accepts_dicom(request: Request) -> bool:
 
 
 async def wado(request: Request) -> Response:
+    if refused := await _may_read(request, request.path_params["study"]):
+        return refused
     if not _accepts_dicom(request):
         return _problem(406, 'this resource is answered as multipart/related; type="application/dicom"')
     rows = await _rows(request)
@@ -236,6 +260,8 @@ async def wado(request: Request) -> Response:
 
 
 async def metadata(request: Request) -> Response:
+    if refused := await _may_read(request, request.path_params["study"]):
+        return refused
     rows = await _rows(request, with_metadata=True)
     if not rows:
         return _problem(404, "no such study, series or instance")
