@@ -202,6 +202,16 @@ global_subscriptions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Under --auth oidc the subject that first subscribed an AE title (or opened its WebSocket) owns
+# it: only that subject and admins manage its subscriptions and read its events (issue 10).
+subscriber_owners = Table(
+    "subscriber_owners",
+    metadata,
+    Column("aet", Text, primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 # Transactional outbox: one row per (event, subscriber AE), written in the transaction of the
 # change. WebSocket dispatchers mark ``ws_delivered_at``; exactly one DIMSE dispatcher sends
 # each row with ``dimse_pending``. Rows older than the replay window are pruned.

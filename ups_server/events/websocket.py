@@ -17,8 +17,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..auth.principal import OPEN, Principal
+from ..db.tables import workitems
+from ..rules import access
 from . import outbox
 from .messages import websocket_message
 from .tasks import cancel, run_when_woken
@@ -34,8 +38,9 @@ POLL_SECONDS = 5.0  # a safety net; NOTIFY wakes the dispatcher at once
 class Session:
     """One open WebSocket of a subscriber AE."""
 
-    def __init__(self, aet: str, queue_size: int):
+    def __init__(self, aet: str, queue_size: int, principal: Principal = OPEN):
         self.aet = aet
+        self.visible = access.visible(principal)  # None: every event; else SQL of what it may see
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(queue_size)
         self.overflowed = asyncio.Event()  # set to end the session (queue overflow, shutdown)
         self.close_code = OVERFLOW_CLOSE_CODE
@@ -80,9 +85,10 @@ class WebSocketDispatcher:
 
     async def serve(self, aet: str, send: Callable[[str], Awaitable[None]],
                     receive_closed: Callable[[], Awaitable[None]],
-                    close: Callable[[int], Awaitable[None]]) -> None:
-        """Run one accepted WebSocket until the client goes away or falls behind."""
-        session = Session(aet, self.queue_size)
+                    close: Callable[[int], Awaitable[None]], principal: Principal = OPEN) -> None:
+        """Run one accepted WebSocket until the client goes away or falls behind. A session of a
+        restricted principal gets only the events of workitems it may see (issue 10)."""
+        session = Session(aet, self.queue_size, principal)
         async with self.engine.connect() as conn:
             session.backlog_until = await outbox.last_id(conn)
         self.sessions.setdefault(aet, set()).add(session)
@@ -131,6 +137,20 @@ class WebSocketDispatcher:
         if unsent:
             self.inflight.difference_update(unsent)
             self.wake.set()  # another session of the AE may take them
+
+    async def _hidden(self, rows: list) -> set[tuple[int, str]]:
+        """(session, workitem UID) pairs of ``rows`` whose workitem the session may not see."""
+        hidden: set[tuple[int, str]] = set()
+        for aet in {r["aet"] for r in rows}:
+            for session in self.sessions.get(aet, ()):
+                if session.visible is None:
+                    continue
+                uids = {r["workitem_uid"] for r in rows if r["aet"] == aet and r["workitem_uid"]}
+                async with self.engine.connect() as conn:
+                    seen = set((await conn.execute(select(workitems.c.uid).where(
+                        workitems.c.uid.in_(uids), session.visible))).scalars())
+                hidden |= {(id(session), uid) for uid in uids - seen}
+        return hidden
 
     def close_all(self) -> None:
         for peers in list(self.sessions.values()):
@@ -191,6 +211,7 @@ class WebSocketDispatcher:
             rows = await outbox.undelivered_ws(conn, aets, self.inflight, self.replay_seconds, limit)
         held: set[str] = set()  # AEs whose backlog waits for queue room (order per AE)
         progressed = False
+        hidden = await self._hidden(rows)
         for row in rows:
             if row["aet"] in held:
                 continue
@@ -198,6 +219,11 @@ class WebSocketDispatcher:
                               separators=(",", ":"), ensure_ascii=False)
             offered = False
             for session in list(self.sessions.get(row["aet"], ())):
+                if (id(session), row["workitem_uid"]) in hidden:  # not for this subscriber's eyes
+                    self.sent.add(row["id"])
+                    self._marks.set()
+                    offered = True
+                    continue
                 if session.queue.full() and row["id"] <= session.backlog_until:
                     session.paced = True
                     continue

@@ -15,8 +15,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..auth.http import principal_of
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION
 from ..events.filters import parse_filter_param
+from ..events.owners import check_owner
 from ..ups.errors import Outcome, Transaction, UPSError
 from .media import HTTPProblem, outcome_response, service_url
 from .workitems import ups_transaction
@@ -31,6 +33,11 @@ def _events(request: Request | WebSocket):
     if events is None:
         raise UPSError(Outcome.EVENTS_NOT_SUPPORTED)
     return events
+
+
+async def _check_owner(request: Request, aet: str) -> None:
+    """Only the owner of a subscriber AE title (and admins) manage its subscriptions (issue 10)."""
+    await check_owner(request.app.state.server.database.engine, aet, principal_of(request))
 
 
 def _aet(request: Request) -> str:
@@ -81,6 +88,7 @@ def _filter(request: Request, uid: str) -> list[tuple[str, str]] | None:
 @ups_transaction(Transaction.SUBSCRIBE)
 async def subscribe(request: Request) -> Response:
     uid, aet = request.path_params["uid"], _aet(request)
+    await _check_owner(request, aet)
     lock = _deletion_lock(request)
     pairs = _filter(request, uid)
     target = FILTERED_GLOBAL_SUBSCRIPTION if pairs else uid
@@ -92,6 +100,7 @@ async def subscribe(request: Request) -> Response:
 @ups_transaction(Transaction.SUBSCRIBE)
 async def unsubscribe(request: Request) -> Response:
     uid, aet = request.path_params["uid"], _aet(request)
+    await _check_owner(request, aet)
     if not await _events(request).unsubscribe(uid, aet):
         raise HTTPProblem(404, f"{aet} has no subscription to {uid}", warning="Subscription not found.")
     return Response(status_code=200)
@@ -100,6 +109,7 @@ async def unsubscribe(request: Request) -> Response:
 @ups_transaction(Transaction.SUBSCRIBE)
 async def suspend(request: Request) -> Response:
     uid, aet = request.path_params["uid"], _aet(request)
+    await _check_owner(request, aet)
     if uid not in _GLOBAL:
         raise HTTPProblem(400, f"suspend applies to {GLOBAL_SUBSCRIPTION} or {FILTERED_GLOBAL_SUBSCRIPTION} only")
     if not await _events(request).suspend_global(uid, aet):
@@ -115,6 +125,12 @@ async def notifications(websocket: WebSocket) -> None:
     if events is None or not _AE_TITLE.match(aet):
         await websocket.close(code=1008)
         return
+    principal = principal_of(websocket)
+    try:
+        await check_owner(server.database.engine, aet.strip(), principal)
+    except UPSError as exc:
+        await websocket.close(code=1008, reason=exc.detail or "not authorized")
+        return
     await websocket.accept()
 
     async def until_closed() -> None:
@@ -124,7 +140,8 @@ async def notifications(websocket: WebSocket) -> None:
         except (WebSocketDisconnect, RuntimeError):
             return
 
-    await events.websockets.serve(aet.strip(), websocket.send_text, until_closed, lambda code: websocket.close(code))
+    await events.websockets.serve(aet.strip(), websocket.send_text, until_closed, lambda code: websocket.close(code),
+                                  principal)
 
 
 def routes() -> list[BaseRoute]:
