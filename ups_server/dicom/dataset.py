@@ -1,4 +1,5 @@
-"""DICOM JSON (PS3.18 F.2) datasets: tag lookup, value access, validation, pydicom conversion.
+"""DICOM JSON (PS3.18 F.2) datasets: tag lookup, value access, pydicom conversion (validation of
+what arrives: ``dicom.validation``).
 
 Workitems are kept as DICOM JSON dicts (``{"00741000": {"vr": "CS", "Value": ["SCHEDULED"]}}``)
 from the wire to the JSONB column and back; pydicom is used only at the DIMSE edge.
@@ -12,17 +13,11 @@ from typing import Any
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from .validation import InvalidDataset, validate  # noqa: F401 - checking what arrives lives there
+
 JsonDataset = dict[str, Any]
 
 _HEX_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
-_VRS = {
-    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV",
-    "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV",
-}
-
-
-class InvalidDataset(ValueError):
-    """A request body that is not a valid DICOM JSON dataset."""
 
 
 def tag_of(name: str) -> str:
@@ -79,45 +74,6 @@ def items(ds: JsonDataset, tag: str) -> list[JsonDataset]:
 def has_value(ds: JsonDataset, tag: str) -> bool:
     vals = values(ds, tag)
     return any(v not in (None, "", {}) for v in vals)
-
-
-def validate(ds: Any, where: str = "") -> JsonDataset:
-    """Check that ``ds`` is a DICOM JSON dataset; raise InvalidDataset naming the fault."""
-    if not isinstance(ds, dict):
-        raise InvalidDataset(f"{where or 'dataset'}: expected a JSON object, got {type(ds).__name__}")
-    out: JsonDataset = {}
-    for key, elem in ds.items():
-        path = f"{where}{key}"
-        if not _HEX_TAG.match(key):
-            raise InvalidDataset(f"{path}: attribute keys must be 8 hexadecimal digits")
-        if not isinstance(elem, dict):
-            raise InvalidDataset(f"{path}: element must be a JSON object with a 'vr'")
-        vr = elem.get("vr")
-        if vr not in _VRS:
-            raise InvalidDataset(f"{path}: missing or unknown vr {vr!r}")
-        if "Value" in elem:
-            vals = elem["Value"]
-            if not isinstance(vals, list):
-                raise InvalidDataset(f"{path}: 'Value' must be an array")
-            if vr == "SQ":  # items keyed like the top level (upper-case hex), so matching finds them
-                elem = {**elem, "Value": [validate(item, f"{path}[{i}].") for i, item in enumerate(vals)]}
-            elif vr == "PN":
-                for v in vals:
-                    if v is not None and not isinstance(v, dict):
-                        raise InvalidDataset(f"{path}: PN values must be objects with 'Alphabetic'")
-                    _check_text(path, *(v or {}).values())
-            else:
-                for v in vals:
-                    if isinstance(v, (dict, list)):
-                        raise InvalidDataset(f"{path}: values of VR {vr} must be strings or numbers")
-                    _check_text(path, v)
-        out[key.upper()] = elem
-    return out
-
-
-def _check_text(path: str, *texts: Any) -> None:
-    if any(isinstance(text, str) and "\x00" in text for text in texts):
-        raise InvalidDataset(f"{path}: a value holds a NUL character")
 
 
 def to_pydicom(ds: JsonDataset) -> Dataset:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .dataset import JsonDataset, tag_of, vr_of
 from .datetime import parse_dt
+from .validation import DECIMAL_VRS, INTEGER_RANGES, InvalidDataset, check_decimal, check_integer, number_kind
 
 SPECIFIC_CHARACTER_SET = "00080005"
 TRANSACTION_UID = "00081195"
@@ -108,7 +109,11 @@ def check_value(tag: str, vr: str, value: str) -> None:
     """Raise QueryError if ``value`` is not a valid single value or range for ``vr``."""
     if "\x00" in value:
         raise QueryError(f"{_label(tag)}: the value holds a NUL character")
-    if vr not in RANGE_VRS or value in ("", "*"):
+    if value in ("", "*"):
+        return
+    if vr in INTEGER_RANGES or vr in DECIMAL_VRS:
+        _check_number(tag, vr, value)
+    if vr not in RANGE_VRS:
         return
     try:
         ends = split_range(vr, value)
@@ -119,6 +124,24 @@ def check_value(tag: str, vr: str, value: str) -> None:
             raise QueryError(f"{_label(tag)}: {end!r} is not a valid {vr} value")
     if ends == (None, None):
         raise QueryError(f"{_label(tag)}: {value!r} is not a {vr} range")
+
+
+def _check_number(tag: str, vr: str, value: str) -> None:
+    """A numeric VR's key: one finite number of the VR (no nan, inf, 1e999)."""
+    try:
+        if vr in INTEGER_RANGES:
+            check_integer(vr, _as_number(value, int), _label(tag))
+        else:
+            check_decimal(vr, _as_number(value, float), _label(tag))
+    except InvalidDataset:
+        raise QueryError(f"{_label(tag)}: {value!r} is not {number_kind(vr)}") from None
+
+
+def _as_number(value: str, kind: type) -> Any:
+    try:
+        return kind(value.strip())
+    except ValueError:
+        return value
 
 
 def _valid(vr: str, value: str) -> bool:

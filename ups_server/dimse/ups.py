@@ -14,8 +14,9 @@ from pydicom import Dataset
 from pynetdicom import evt
 from pynetdicom.events import Event
 
-from ..dicom.dataset import InvalidDataset, JsonDataset, first, from_pydicom, to_pydicom, vr_of
+from ..dicom.dataset import JsonDataset, first, from_pydicom, to_pydicom, vr_of
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION
+from ..dicom.validation import InvalidDataset
 from ..ups import tags as t
 from ..ups.errors import Outcome, UPSError
 from .replies import call, of_error, processing_failure, status

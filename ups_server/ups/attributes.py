@@ -6,8 +6,9 @@ tables, not ``if`` chains, say what the standard requires (checklist §4-§7).
 
 from __future__ import annotations
 
-from ..dicom.dataset import JsonDataset, element, has_value, items, validate, vr_of
+from ..dicom.dataset import JsonDataset, element, has_value, items, vr_of
 from ..dicom.datetime import parse_dt
+from ..dicom.validation import validate
 from . import tags as t
 from .errors import Outcome, UPSError
 

@@ -54,9 +54,33 @@ class RejectNul:
         await self.app(scope, receive, send)
 
 
-async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse({"status": 500, "message": "internal server error; see the server log"}, status_code=500)
+class InternalErrors:
+    """A fault of ours answers 500 and is logged, and the connection stays open: the exception
+    ends here (Starlette's outermost handler re-raises it, and uvicorn then closes the connection,
+    failing the client's next request on it)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # half a response: only closing the connection ends it
+            await JSONResponse({"status": 500, "message": "internal server error; see the server log"},
+                               status_code=500)(scope, receive, send)
 
 
 def audit_failure(server: Server):
@@ -89,12 +113,12 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
         routes=[Route("/health", health), Route("/metrics", metrics), *admin.routes(), *ui.routes(),
                 *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,
-        middleware=[Middleware(RequestContext),
+        middleware=[Middleware(RequestContext), Middleware(InternalErrors),
                     Middleware(TrustedProxies, trusted=server.settings.trusted_proxies), Middleware(RejectNul),
                     Middleware(HTTPMetrics),  # inside TrustedProxies, which copies the scope: it sees the route
                     Middleware(Authenticate, verifier=server.verifier, open_paths=("/health", "/metrics"),
                                on_failure=audit_failure(server))],
-        exception_handlers={HTTPProblem: problem, Exception: internal_error},
+        exception_handlers={HTTPProblem: problem},
     )
     app.state.server = server
     app.state.settings = server.settings

@@ -8,7 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..dicom.dataset import InvalidDataset, JsonDataset, validate
+from ..dicom.dataset import JsonDataset
+from ..dicom.validation import InvalidDataset, loads, validate
 from ..dicom.xml import from_xml, to_xml
 from ..ups.errors import Outcome, Transaction, UPSError, http_status
 from .multipart import MultipartError, content_type_params, read_parts, related
@@ -85,14 +86,11 @@ async def read_dataset(request: Request, *, required: bool = True) -> JsonDatase
         raise HTTPProblem(415, f"unsupported Content-Type {content_type or '(none)'!r}; send "
                                f"application/dicom+json or {MULTIPART_XML}")
     try:
-        parsed: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPProblem(400, f"the body is not valid JSON: {exc}") from None
-    if isinstance(parsed, list):
-        if len(parsed) != 1:
-            raise HTTPProblem(400, f"expected one dataset, got an array of {len(parsed)}")
-        parsed = parsed[0]
-    try:
+        parsed: Any = loads(body)
+        if isinstance(parsed, list):
+            if len(parsed) != 1:
+                raise HTTPProblem(400, f"expected one dataset, got an array of {len(parsed)}")
+            parsed = parsed[0]
         return validate(parsed)
     except InvalidDataset as exc:
         raise HTTPProblem(400, f"the body is not a valid DICOM JSON dataset: {exc}") from None
