@@ -59,6 +59,16 @@ class Settings:
     # the reading page (/ui/)
     viewer_url: str | None = None  # e.g. https://viewer/viewer?StudyInstanceUIDs={StudyInstanceUID}
     skip_hold: int = 3600
+    # limits on what a client may send or ask for (issue 11)
+    max_body_size: int = 16 * 2**20
+    max_stow_part_size: int = 2**30
+    max_inflated_size: int = 2**30
+    max_inflate_ratio: int = 100
+    json_max_depth: int = 16
+    json_max_elements: int = 100_000
+    search_page_size: int = 1000
+    search_max_page_size: int = 10_000
+    max_associations_per_ae: int = 16
 
     HELP: ClassVar[dict[str, str]] = {
         "host": "interface to listen on for HTTP",
@@ -112,6 +122,17 @@ class Settings:
                       "{PatientID}) filled in, e.g. https://viewer/viewer?StudyInstanceUIDs={StudyInstanceUID} "
                       "(unset: no Open button)",
         "skip_hold": "seconds during which claim-next does not offer a skipped read to the reader who skipped it",
+        "max_body_size": "largest DICOM JSON request body in bytes (413 beyond, before it is read when "
+                         "Content-Length tells)",
+        "max_stow_part_size": "largest part of a STOW-RS request in bytes (that part fails with A700, the "
+                              "others are stored)",
+        "max_inflated_size": "largest size in bytes an instance in a deflated transfer syntax may inflate to",
+        "max_inflate_ratio": "largest inflated / deflated size ratio of an instance in a deflated transfer syntax",
+        "json_max_depth": "deepest nesting of sequences in a DICOM JSON request",
+        "json_max_elements": "most elements (nested ones included) in a DICOM JSON request",
+        "search_page_size": "results of a Search / QIDO-RS without limit (a Warning says when more exist)",
+        "search_max_page_size": "largest limit of a Search / QIDO-RS (a larger one is lowered to it)",
+        "max_associations_per_ae": "DIMSE associations open at once from one calling AE title (0: no limit)",
     }
 
     def __post_init__(self) -> None:

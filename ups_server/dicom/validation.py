@@ -48,8 +48,14 @@ class JsonLimits:
     max_depth: int = 16
     max_elements: int = 100_000
 
+    @classmethod
+    def of(cls, settings: Any) -> JsonLimits:
+        """The limits set by ``settings`` (json_max_depth, json_max_elements)."""
+        return cls(max_depth=settings.json_max_depth, max_elements=settings.json_max_elements)
+
 
 DEFAULT_LIMITS = JsonLimits()
+UNLIMITED = JsonLimits(max_depth=2**31, max_elements=2**62)  # datasets the adapters already checked
 
 
 def loads(body: bytes | str) -> Any:

@@ -10,6 +10,8 @@ from pydicom import Dataset
 from pynetdicom.events import Event
 
 from ..auth.principal import INGEST
+from ..ingest.model import IngestError
+from ..ingest.parse import DEFLATED, check_deflated
 from . import status
 
 if TYPE_CHECKING:
@@ -36,35 +38,50 @@ async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return result
 
 
+def _affected_sop_instance(event: Event) -> str:
+    try:
+        return str(event.request.AffectedSOPInstanceUID)
+    except Exception:  # noqa: BLE001 - for the log only
+        return "(unreadable SOP Instance UID)"
+
+
 def make_store_handler(dimse: DimseServer):
     def handle_store(event: Event) -> int | Dataset:
         ingest = getattr(dimse.server, "ingest", None)
         if ingest is None:
             log.warning("C-STORE from %s refused: this server has no ingest service", event.assoc.requestor.ae_title)
             return _failure(status.STORE_CANNOT_UNDERSTAND, "no ingest service is configured")
-        try:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-        except Exception as exc:  # noqa: BLE001 - an undecodable dataset is answered, not raised
-            log.warning("C-STORE: cannot decode the dataset: %s", exc)
-            return _failure(status.STORE_CANNOT_UNDERSTAND, f"cannot decode the dataset: {exc}")
         requestor = event.assoc.requestor
         principal = dimse.identity.principal(event.assoc)
         if not principal.has(INGEST):
             log.warning("C-STORE from %s refused: it has no ingest role (roles: %s)", requestor.ae_title,
                         ", ".join(sorted(principal.roles)) or "none")
             return _failure(status.NOT_AUTHORIZED, "not authorized to store: no ingest role")
+        sop_uid = _affected_sop_instance(event)  # from the command set: a corrupt dataset cannot break it
+        try:
+            if event.context.transfer_syntax == DEFLATED:  # pynetdicom would inflate it whole
+                raw = event.request.DataSet
+                raw.seek(0)
+                check_deflated(raw, raw.getbuffer().nbytes, ingest.inflate)
+                raw.seek(0)
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+        except IngestError as exc:
+            log.info("C-STORE %s from %s refused: %s", sop_uid, requestor.ae_title, exc.reason)
+            return _failure(exc.status, exc.reason)
+        except Exception as exc:  # noqa: BLE001 - an undecodable dataset is answered, not raised
+            log.warning("C-STORE: cannot decode the dataset: %s", exc)
+            return _failure(status.STORE_CANNOT_UNDERSTAND, f"cannot decode the dataset: {exc}")
         try:
             dimse.bridge.call(_call(ingest.store, ds, source_ae=requestor.ae_title,
                                     source_host=requestor.address, receiving_ae=event.assoc.acceptor.ae_title))
         except ValueError as exc:  # IngestError: refused for a stated reason, with its status
             reason = getattr(exc, "reason", None) or str(exc)
             code = getattr(exc, "status", None) or status.STORE_DATASET_DOES_NOT_MATCH
-            log.info("C-STORE %s from %s refused (0x%04X): %s", ds.get("SOPInstanceUID"), requestor.ae_title,
-                     code, reason)
+            log.info("C-STORE %s from %s refused (0x%04X): %s", sop_uid, requestor.ae_title, code, reason)
             return _failure(code, str(reason))
         except Exception as exc:
-            log.exception("C-STORE %s from %s failed", ds.get("SOPInstanceUID"), requestor.ae_title)
+            log.exception("C-STORE %s from %s failed", sop_uid, requestor.ae_title)
             return _failure(status.STORE_CANNOT_UNDERSTAND, f"processing failure: {type(exc).__name__}")
         return status.SUCCESS
 

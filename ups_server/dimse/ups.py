@@ -16,7 +16,7 @@ from pynetdicom.events import Event
 
 from ..dicom.dataset import JsonDataset, first, from_pydicom, to_pydicom, vr_of
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION
-from ..dicom.validation import InvalidDataset
+from ..dicom.validation import InvalidDataset, JsonLimits, validate
 from ..ups import tags as t
 from ..ups.errors import Outcome, UPSError
 from .replies import call, of_error, processing_failure, status
@@ -60,15 +60,21 @@ class UPSHandlers:
             return of_error(exc), None
         except InvalidDataset as exc:  # what UPS-RS answers 400 for
             return status(Outcome.INVALID_ATTRIBUTE_VALUE, str(exc)), None
+        except RecursionError:
+            return status(Outcome.INVALID_ATTRIBUTE_VALUE, "sequences nest too deeply"), None
         except Exception as exc:  # noqa: BLE001 - answered as Processing failure and logged
             return processing_failure(exc, what), None
+
+    def _dataset(self, ds: Dataset) -> JsonDataset:
+        """A request's dataset as DICOM JSON, within the size limits of the settings."""
+        return validate(from_pydicom(ds), JsonLimits.of(self.dimse.server.settings))
 
     # ---- N-CREATE ------------------------------------------------------------------------
 
     def n_create(self, event: Event) -> Reply:
         def body() -> Reply:
             uid = event.request.AffectedSOPInstanceUID
-            ds = from_pydicom(event.attribute_list)
+            ds = self._dataset(event.attribute_list)
             result = self._run(self.ups.create, str(uid) if uid else None, ds,
                                requester=_requester(event))
             outcome = result.warning or Outcome.SUCCESS
@@ -86,7 +92,7 @@ class UPSHandlers:
     def n_set(self, event: Event) -> Reply:
         def body() -> Reply:
             uid = str(event.request.RequestedSOPInstanceUID)
-            ds = from_pydicom(event.modification_list)
+            ds = self._dataset(event.modification_list)
             result = self._run(self.ups.update, uid, ds, first(ds, t.TRANSACTION_UID))
             return status(result.warning or Outcome.SUCCESS, result.detail), None
 
@@ -115,7 +121,7 @@ class UPSHandlers:
         def body() -> Reply:
             action = event.request.ActionTypeID
             uid = str(event.request.RequestedSOPInstanceUID)
-            info = from_pydicom(event.action_information) if event.request.ActionInformation else {}
+            info = self._dataset(event.action_information) if event.request.ActionInformation else {}
             if action == CHANGE_STATE:
                 if not first(info, t.PROCEDURE_STEP_STATE):
                     raise UPSError(Outcome.MISSING_ATTRIBUTE, "ProcedureStepState (0074,1000) is required")

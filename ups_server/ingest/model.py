@@ -8,6 +8,7 @@ from typing import Any
 # DIMSE / STOW-RS failure statuses (PS3.4 B.2.3, PS3.18 10.5.3)
 DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
+OUT_OF_RESOURCES = 0xA700  # refused: past a limit of this server
 PROCESSING_FAILURE = 0x0110
 
 

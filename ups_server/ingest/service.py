@@ -24,7 +24,15 @@ from .. import metrics
 from . import index, uploads
 from .blobs import BlobStore, FileBlobStore
 from .model import DATASET_DOES_NOT_MATCH_SOP_CLASS, IngestError, StoredInstance, StoreResult
-from .parse import ParsedInstance, metadata_json, parse_bytes, parse_dataset, parse_file
+from .parse import (
+    DEFAULT_INFLATE,
+    InflateLimits,
+    ParsedInstance,
+    metadata_json,
+    parse_bytes,
+    parse_dataset,
+    parse_file,
+)
 
 __all__ = ["IngestError", "IngestService", "StoreResult", "StoredInstance"]
 
@@ -37,10 +45,12 @@ Storable = bytes | Dataset | Path
 
 
 class IngestService:
-    def __init__(self, engine: AsyncEngine, blobs: BlobStore, orphan_grace: int = 3600):
+    def __init__(self, engine: AsyncEngine, blobs: BlobStore, orphan_grace: int = 3600,
+                 inflate: InflateLimits = DEFAULT_INFLATE):
         self.engine = engine
         self.blobs = blobs
         self.orphan_grace = orphan_grace
+        self.inflate = inflate  # how far a deflated instance may inflate
         self.on_store: list[StoreHook] = []
 
     async def store(self, data: Storable, *, source_ae: str | None = None, source_host: str | None = None,
@@ -146,7 +156,7 @@ class IngestService:
                  ) -> tuple[ParsedInstance, dict, Path, int]:
         """In a worker thread: parse and check, DICOM JSON, and the file synced in a temp path."""
         try:
-            parsed, metadata = _parse(data)
+            parsed, metadata = _parse(data, self.inflate)
         except BaseException:
             if isinstance(data, Path):
                 data.unlink(missing_ok=True)
@@ -168,11 +178,11 @@ class IngestService:
         return self.blobs.path(key)
 
 
-def _parse(data: bytes | Dataset | Path) -> tuple[ParsedInstance, dict]:
+def _parse(data: bytes | Dataset | Path, inflate: InflateLimits) -> tuple[ParsedInstance, dict]:
     if isinstance(data, (bytes, bytearray, memoryview)):
-        parsed = parse_bytes(bytes(data))
+        parsed = parse_bytes(bytes(data), inflate)
     elif isinstance(data, Path):
-        parsed = parse_file(data)
+        parsed = parse_file(data, inflate)
     elif isinstance(data, Dataset):
         parsed = parse_dataset(data)
     else:

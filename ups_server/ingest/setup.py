@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .blobs import open_blob_store
+from .parse import InflateLimits
 from .service import IngestService
 
 if TYPE_CHECKING:
@@ -17,7 +18,8 @@ def build_ingest(server: Server) -> IngestService:
     assert server.ups is not None and server.database.engine is not None
     settings = server.settings
     ingest = IngestService(server.database.engine, open_blob_store(settings.blob_store, settings.data_dir),
-                           settings.blob_orphan_grace)
+                           settings.blob_orphan_grace,
+                           InflateLimits(settings.max_inflated_size, settings.max_inflate_ratio))
     from ..audit.hooks import stored
 
     ingest.on_store.append(stored)  # the audit row of each stored study, in the store transaction

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..dicom.dataset import JsonDataset, element, has_value, items, vr_of
 from ..dicom.datetime import parse_dt
-from ..dicom.validation import validate
+from ..dicom.validation import UNLIMITED, validate
 from . import tags as t
 from .errors import Outcome, UPSError
 
@@ -182,7 +182,7 @@ def _check_values(ds: JsonDataset, for_set: bool) -> None:
 def validate_create(ds: JsonDataset) -> tuple[JsonDataset, list[str]]:
     """Check an N-CREATE dataset (UPS-CREATE-01..05); return it completed, with the list of
     modifications made (a non-empty list means B300, "created with modifications")."""
-    ds = validate(ds)
+    ds = validate(ds, UNLIMITED)  # the adapters applied the size limits
     modifications: list[str] = []
     state = ds.get(t.PROCEDURE_STEP_STATE, {}).get("Value", [None])[0]
     if state is None:
@@ -217,7 +217,7 @@ def validate_create(ds: JsonDataset) -> tuple[JsonDataset, list[str]]:
 
 def validate_set(ds: JsonDataset) -> JsonDataset:
     """Check an N-SET dataset (UPS-SET-04/05/06); the Transaction UID is a key, not a value."""
-    ds = validate(ds)
+    ds = validate(ds, UNLIMITED)  # the adapters applied the size limits
     ds.pop(t.TRANSACTION_UID, None)
     for tag in SET_NOT_ALLOWED:
         if tag in ds:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..db.tables import cancel_requests, skipped_reads, workitems
 from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.datetime import format_dt
-from ..dicom.uids import UPS_PUSH, is_valid_uid, new_uid
+from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION, UPS_PUSH, is_valid_uid, new_uid
 from . import tags as t
 from .attributes import (
     CANCELED,
@@ -153,6 +153,9 @@ class UPSService:
         uid = uid or ds_uid or new_uid()
         if not is_valid_uid(uid):
             raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, f"{uid!r} is not a valid UID")
+        if uid in (GLOBAL_SUBSCRIPTION, FILTERED_GLOBAL_SUBSCRIPTION):  # PS3.4 CC.3.1: well-known instances
+            raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
+                           f"{uid} is reserved for the global subscriptions; it cannot name a workitem")
         ds[t.SOP_CLASS_UID] = element("UI", UPS_PUSH)
         ds[t.SOP_INSTANCE_UID] = element("UI", uid)
         ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())

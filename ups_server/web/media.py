@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..dicom.dataset import JsonDataset
-from ..dicom.validation import InvalidDataset, loads, validate
+from ..dicom.validation import InvalidDataset, JsonLimits, loads, validate
 from ..dicom.xml import from_xml, to_xml
 from ..ups.errors import Outcome, Transaction, UPSError, http_status
 from .multipart import MultipartError, content_type_params, read_parts, related
@@ -73,8 +73,11 @@ def negotiate(request: Request, *, bare_xml: bool = False) -> str:
 async def read_dataset(request: Request, *, required: bool = True) -> JsonDataset:
     """The request's dataset: DICOM JSON (a bare object or an array of one, both seen in clients),
     or DICOM XML (PS3.19) as the one part of ``multipart/related; type="application/dicom+xml"``
-    (a bare ``application/dicom+xml`` body is not a UPS-RS media type: 415)."""
-    body = await request.body()
+    (a bare ``application/dicom+xml`` body is not a UPS-RS media type: 415); within the size limits
+    of the settings (413 / 400), checked by ``dicom.validation``."""
+    from .limits import read_body
+
+    body = await read_body(request)
     if not body.strip():
         if required:
             raise HTTPProblem(400, "the request needs a DICOM JSON or DICOM XML dataset as its body")
@@ -91,7 +94,7 @@ async def read_dataset(request: Request, *, required: bool = True) -> JsonDatase
             if len(parsed) != 1:
                 raise HTTPProblem(400, f"expected one dataset, got an array of {len(parsed)}")
             parsed = parsed[0]
-        return validate(parsed)
+        return validate(parsed, JsonLimits.of(request.app.state.settings))
     except InvalidDataset as exc:
         raise HTTPProblem(400, f"the body is not a valid DICOM JSON dataset: {exc}") from None
 

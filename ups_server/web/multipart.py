@@ -20,10 +20,30 @@ class Part:
     headers: dict[str, str]
     path: Path
     complete: bool  # False: the body ended before this part's closing delimiter
+    too_large: bool = False  # longer than the part limit: the spool file holds only its start
 
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+class _Capped:
+    """A spool file that stops taking data past ``limit`` bytes (``over``: some was dropped)."""
+
+    def __init__(self, file: IO[bytes], limit: int | None):
+        self.file, self.limit, self.size = file, limit, 0
+
+    @property
+    def over(self) -> bool:
+        return self.limit is not None and self.size > self.limit
+
+    def write(self, data: bytearray) -> None:
+        self.size += len(data)
+        if not self.over:
+            self.file.write(data)
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def content_type_params(value: str) -> tuple[str, dict[str, str]]:
@@ -37,9 +57,11 @@ def content_type_params(value: str) -> tuple[str, dict[str, str]]:
     return parts[0].strip().lower(), params
 
 
-async def parts(stream: AsyncIterator[bytes], boundary: str,
-                spool: Callable[[], IO[bytes]]) -> AsyncIterator[Part]:
-    """Yield each part once its body is spooled; the caller owns (and removes) ``part.path``."""
+async def parts(stream: AsyncIterator[bytes], boundary: str, spool: Callable[[], IO[bytes]],
+                max_part_size: int | None = None) -> AsyncIterator[Part]:
+    """Yield each part once its body is spooled; the caller owns (and removes) ``part.path``.
+    A part longer than ``max_part_size`` is not spooled past it (``too_large``): the rest of it
+    is read and dropped."""
     delimiter = b"\r\n--" + boundary.encode("latin-1")
     buf = bytearray(b"\r\n")  # the first delimiter has no CRLF before it
     chunks = stream.__aiter__()
@@ -76,8 +98,8 @@ async def parts(stream: AsyncIterator[bytes], boundary: str,
                 k, v = line.split(":", 1)
                 headers[k.strip().lower()] = v.strip()
         del buf[:h + 4]
-        f = spool()
-        path = Path(f.name)
+        f = _Capped(spool(), max_part_size)
+        path = Path(f.file.name)
         complete = False
         try:
             while True:
@@ -97,7 +119,7 @@ async def parts(stream: AsyncIterator[bytes], boundary: str,
                     break
         finally:
             f.close()
-        yield Part(headers, path, complete)
+        yield Part(headers, path, complete, f.over)
         if not complete:
             return
 

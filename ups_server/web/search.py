@@ -10,6 +10,7 @@ from ..dicom.query import QueryError, parse_http_query
 from ..dicom.uids import is_valid_uid
 from ..ups.errors import Transaction, UPSError
 from ..ups.search import where_clause
+from .limits import more_results_warning, page_size
 from .media import HTTPProblem, dicom_response, error_response, negotiate, service_url
 
 # UPS-QS-05 (PS3.18 8.3.4.2, 8.3.4.5-6): literal matching only, and say so.
@@ -45,13 +46,13 @@ async def search(request: Request) -> Response:
         except QueryError as exc:
             raise HTTPProblem(400, f"invalid query: {exc}") from None
         datasets, remaining = await request.app.state.server.ups.search(
-            query, offset=query.offset, limit=query.limit)
+            query, offset=query.offset, limit=page_size(request, query.limit))
     except (UPSError, HTTPProblem) as exc:
         return error_response(request, exc, Transaction.SEARCH)
     warnings = [text for flag, text in ((query.fuzzy, FUZZY_NOT_SUPPORTED), (query.empty_value, EMPTY_NOT_SUPPORTED),
                                         (query.multiple_value, MULTIPLE_NOT_SUPPORTED)) if flag]
     if remaining > 0 and datasets:  # UPS-QS-06
-        warnings.append(f"There are {remaining} additional results that can be requested")
+        warnings.append(more_results_warning(remaining))
     headers = {"Warning": ", ".join(f"299 {service_url(request)}: {w}" for w in warnings)} if warnings else {}
     if not datasets:
         return Response(status_code=204, headers=headers)

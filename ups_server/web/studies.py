@@ -18,10 +18,11 @@ from ..auth.principal import ARBITRATOR, INGEST, READER
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.query import QueryError, int_param
 from ..ingest import catalog
-from ..ingest.model import CANNOT_UNDERSTAND, PROCESSING_FAILURE, IngestError, StoreResult
+from ..ingest.model import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE, IngestError, StoreResult
 from ..ingest.service import IngestService
 from ..rules import access
-from .media import DICOM_JSON, HTTPProblem, dicom_json, dicom_response, negotiate, service_url
+from .limits import more_results_warning, page_size
+from .media import DICOM_JSON, HTTPProblem, dicom_json, dicom_response, negotiate, service_url, warning_header
 from .multipart import MultipartError, Part, content_type_params, parts
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,8 @@ async def stow(request: Request) -> Response:
         batch.clear()
 
     try:
-        async for part in parts(request.stream(), boundary, ingest.blobs.spool):
+        max_part = request.app.state.settings.max_stow_part_size
+        async for part in parts(request.stream(), boundary, ingest.blobs.spool, max_part):
             batch.append(part)
             if len(batch) == _BATCH:
                 await flush()
@@ -135,6 +137,8 @@ def _stow_media(request: Request) -> str:
 
 
 def _unstorable(part: Part) -> _Failure | None:
+    if part.too_large:
+        return (None, None, OUT_OF_RESOURCES, "the part is larger than max_stow_part_size")
     if part.content_type not in (DICOM, ""):
         return (None, None, CANNOT_UNDERSTAND, f"part of type {part.content_type!r}; only {DICOM} is stored")
     if not part.complete:
@@ -165,7 +169,9 @@ def _stow_response(base: str, stored: list[StoreResult], failed: list[_Failure])
 # ---- QIDO-RS ----------------------------------------------------------------------------------
 
 
-def _paging(request: Request) -> tuple[list[tuple[str, str]], int | None, int]:
+def _paging(request: Request) -> tuple[list[tuple[str, str]], int, int]:
+    """The query's keys, and the page: one more row than answered is fetched, to tell whether
+    more remain (the Warning of PS3.18 8.3.4.4)."""
     params = list(request.query_params.multi_items())
     q = dict(params)
     try:
@@ -173,7 +179,15 @@ def _paging(request: Request) -> tuple[list[tuple[str, str]], int | None, int]:
         offset = int_param("offset", q.get("offset", "0"))
     except QueryError as exc:
         raise HTTPProblem(400, f"invalid query: {exc}") from None
-    return params, limit, offset
+    return params, page_size(request, limit), offset
+
+
+def _page_response(request: Request, found: list[JsonDataset], limit: int, level: str) -> Response:
+    headers = {}
+    if len(found) > limit:
+        found = found[:limit]
+        headers = warning_header(request, more_results_warning(None))
+    return dicom_json(_with_urls(service_url(request), found, level), headers=headers)
 
 
 def _with_urls(base: str, found: list[JsonDataset], level: str) -> list[JsonDataset]:
@@ -192,18 +206,18 @@ async def qido_studies(request: Request) -> Response:
     if refused := await _may_read(request):
         return refused
     params, limit, offset = _paging(request)
-    found = await catalog.search_studies(_ingest(request).engine, params, limit, offset,
+    found = await catalog.search_studies(_ingest(request).engine, params, limit + 1, offset,
                                          access.readable_studies(principal_of(request)))
-    return dicom_json(_with_urls(service_url(request), found, "study"))
+    return _page_response(request, found, limit, "study")
 
 
 async def qido_series(request: Request) -> Response:
     if refused := await _may_read(request, request.path_params["study"]):
         return refused
     params, limit, offset = _paging(request)
-    found = await catalog.search_series(_ingest(request).engine, request.path_params["study"], params, limit,
-                                        offset)
-    return dicom_json(_with_urls(service_url(request), found, "series"))
+    found = await catalog.search_series(_ingest(request).engine, request.path_params["study"], params,
+                                        limit + 1, offset)
+    return _page_response(request, found, limit, "series")
 
 
 async def qido_instances(request: Request) -> Response:
@@ -211,8 +225,8 @@ async def qido_instances(request: Request) -> Response:
         return refused
     params, limit, offset = _paging(request)
     found = await catalog.search_instances(_ingest(request).engine, request.path_params["study"],
-                                           request.path_params.get("series"), params, limit, offset)
-    return dicom_json(_with_urls(service_url(request), found, "instance"))
+                                           request.path_params.get("series"), params, limit + 1, offset)
+    return _page_response(request, found, limit, "instance")
 
 
 # ---- WADO-RS ----------------------------------------------------------------------------------
