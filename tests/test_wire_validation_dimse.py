@@ -8,6 +8,8 @@ import asyncio
 import pytest
 from pydicom import Dataset
 from pydicom.valuerep import DS
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import Verification
 
 from ups_server.dicom.dataset import to_pydicom
 
@@ -60,3 +62,40 @@ async def test_n_create_with_a_non_finite_number_is_0106_and_nothing_is_created(
 
     status, comment = await asyncio.to_thread(create)
     assert status == 0x0106 and "DS" in comment
+
+
+async def test_associations_per_calling_ae_are_limited(server):
+    server.settings.max_associations_per_ae = 2
+
+    def run():
+        held = [UPSClient("127.0.0.1", server.settings.dimse_port, "BUSY_AE").open() for _ in range(2)]
+        try:
+            ae = AE(ae_title="BUSY_AE")
+            ae.add_requested_context(Verification)
+            answers = []
+            third = ae.associate("127.0.0.1", server.settings.dimse_port, ae_title="UPS_SERVER",
+                                 evt_handlers=[(evt.EVT_ACSE_RECV, lambda e: answers.append(e.primitive))])
+            rejected = (third.is_rejected, answers[0].result, answers[0].result_source, answers[0].diagnostic)
+            with UPSClient("127.0.0.1", server.settings.dimse_port, "OTHER_AE") as other:
+                other_ok = other.a.is_established
+        finally:
+            held.pop().close()
+        with UPSClient("127.0.0.1", server.settings.dimse_port, "BUSY_AE") as again:
+            again_ok = again.a.is_established
+        for client in held:
+            client.close()
+        return rejected, other_ok, again_ok
+
+    rejected, other_ok, again_ok = await asyncio.to_thread(run)
+    assert rejected == (True, 0x02, 0x03, 0x02)  # transient, presentation: local limit exceeded (PS3.8 9.3.4)
+    assert other_ok and again_ok
+
+
+@pytest.mark.parametrize("reserved", ["1.2.840.10008.5.1.4.34.5", "1.2.840.10008.5.1.4.34.5.1"])
+async def test_n_create_with_a_global_subscription_uid_is_0106(server, reserved):
+    def create():
+        with _client(server) as client:
+            return client.create(new_workitem(), reserved)
+
+    reply = await asyncio.to_thread(create)
+    assert reply.status == 0x0106 and "reserved" in reply.comment

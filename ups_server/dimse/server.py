@@ -104,11 +104,22 @@ class DimseServer:
 
     def _check_caller(self, event: Event) -> None:
         """Log why an unknown calling AE is about to be rejected (pynetdicom rejects it:
-        result 1 permanent, source 1 service user, reason 3 calling AE title not recognised)."""
+        result 1 permanent, source 1 service user, reason 3 calling AE title not recognised).
+        Reject an AE that already holds ``max_associations_per_ae`` associations (result 2
+        transient, source 3 service provider (presentation), reason 2 local limit exceeded)."""
         calling = event.assoc.requestor.primitive.calling_ae_title.strip()
         if self.allowed_aes and calling not in self.allowed_aes:
             log.warning("association from %s at %s rejected: calling AE title %r is not in allowed_aes",
                         calling, event.assoc.requestor.address, calling)
+            return
+        limit = self.settings.max_associations_per_ae
+        held = [a for a in self.ae.active_associations
+                if a is not event.assoc and a.is_acceptor and a.is_established and a.requestor.ae_title.strip() == calling]
+        if limit and len(held) >= limit:
+            log.warning("association from %s at %s rejected: it holds %d associations (max_associations_per_ae)",
+                        calling, event.assoc.requestor.address, len(held))
+            event.assoc.acse.send_reject(0x02, 0x03, 0x02)
+            event.assoc.kill()  # as pynetdicom does after its own rejections: the A-ASSOCIATE-RJ goes out first
 
     async def start(self) -> None:
         self.bridge = Bridge(asyncio.get_running_loop())
