@@ -16,16 +16,17 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 
 
-def serve(database_url: str, data_dir: Path, port: int, *extra: str, ca: Path | None = None) -> subprocess.Popen:
+def serve(database_url: str | None, data_dir: Path, port: int, *extra: str, ca: Path | None = None) -> subprocess.Popen:
     """A started server (HTTP on ``port``, no DIMSE unless ``extra`` flags ask), healthy before this
-    returns; with ``ca`` it serves HTTPS with a certificate that CA signed."""
+    returns; with ``ca`` it serves HTTPS with a certificate that CA signed; without a database URL
+    on its own embedded PostgreSQL in ``data_dir``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPS_")}
     log = data_dir / f"serve-{port}.log"
-    args = [sys.executable, "-m", "ups_server", "serve", "--database-url", database_url, "--data-dir", str(data_dir),
-            "--http-port", str(port), "--dimse-port", "0", *extra]
+    args = [sys.executable, "-m", "ups_server", "serve", *(["--database-url", database_url] if database_url else []),
+            "--data-dir", str(data_dir), "--http-port", str(port), "--dimse-port", "0", *extra]
     with open(log, "ab") as out:
         process = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
         with contextlib.suppress(httpx.HTTPError):

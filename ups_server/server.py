@@ -73,6 +73,10 @@ class Server:
     def _build_components(self) -> list[Component]:
         """The optional parts, in start order (rules before the front-ends that feed them)."""
         components: list[Component] = []
+        if self.database.embedded is not None:  # first: it brings the database back for the others
+            from .db.supervisor import EmbeddedSupervisor
+
+            components.append(EmbeddedSupervisor(self.database))
         from .events.component import Events
 
         self.events = Events(self)

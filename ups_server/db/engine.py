@@ -28,6 +28,11 @@ class Database:
         self.engine: AsyncEngine | None = None
 
     @property
+    def embedded(self) -> EmbeddedPostgres | None:
+        """The embedded PostgreSQL, when no URL was given."""
+        return self._embedded
+
+    @property
     def url(self) -> str:
         assert self._url is not None, "database not started"
         return self._url

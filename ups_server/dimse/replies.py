@@ -8,6 +8,7 @@ from typing import Any
 
 from pydicom import Dataset
 
+from ..db.faults import database_unavailable
 from ..ups.errors import Outcome, UPSError
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ def of_error(exc: UPSError) -> Dataset:
 
 
 def processing_failure(exc: BaseException, what: str) -> Dataset:
+    if database_unavailable(exc):
+        log.warning("%s: the database is unavailable (%s)", what, type(exc).__name__)
+        return status(Outcome.PROCESSING_FAILURE, f"{what}: database unavailable; retry later")
     log.error("%s failed", what, exc_info=exc)
     return status(Outcome.PROCESSING_FAILURE, f"{what}: {type(exc).__name__}")
 

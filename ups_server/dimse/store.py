@@ -10,6 +10,7 @@ from pydicom import Dataset
 from pynetdicom.events import Event
 
 from ..auth.principal import INGEST
+from ..db.faults import database_unavailable
 from ..ingest.model import IngestError
 from ..ingest.parse import DEFLATED, check_deflated
 from . import status
@@ -81,6 +82,9 @@ def make_store_handler(dimse: DimseServer):
             log.info("C-STORE %s from %s refused (0x%04X): %s", sop_uid, requestor.ae_title, code, reason)
             return _failure(code, str(reason))
         except Exception as exc:
+            if database_unavailable(exc):  # refused for now (A700): the SCU may send it again later
+                log.warning("C-STORE %s from %s: the database is unavailable", sop_uid, requestor.ae_title)
+                return _failure(status.STORE_OUT_OF_RESOURCES, "database unavailable; retry later")
             log.exception("C-STORE %s from %s failed", sop_uid, requestor.ae_title)
             return _failure(status.STORE_CANNOT_UNDERSTAND, f"processing failure: {type(exc).__name__}")
         return status.SUCCESS

@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from ..db.faults import database_unavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -20,8 +22,11 @@ async def run_when_woken(wake: asyncio.Event, step: Callable[[], Awaitable[None]
         wake.clear()
         try:
             await step()
-        except Exception:
-            log.exception("%s failed; retrying", what)
+        except Exception as exc:
+            if database_unavailable(exc):
+                log.warning("%s: the database is unavailable; retrying", what)
+            else:
+                log.exception("%s failed; retrying", what)
             await asyncio.sleep(1)
             wake.set()
 

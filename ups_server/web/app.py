@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..audit import MINOR_FAILURE, USER_AUTHENTICATION, Actor, record_now
 from ..auth.http import Authenticate, client_address, principal_of
 from ..auth.proxies import TrustedProxies
+from ..db.faults import RETRY_AFTER_SECONDS, can_connect, database_unavailable
 from ..logs import RequestContext
 from ..metrics import HTTPMetrics
 from ..metrics import endpoint as metrics
@@ -26,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 async def health(request: Request) -> JSONResponse:
+    """200 when a new database connection can be opened now and the schema is migrated."""
     server: Server = request.app.state.server
-    ok = server.ready and await server.schema_ok()
+    ok = server.ready and await can_connect(server.database.engine.url) and await server.schema_ok()
     return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
 
 
@@ -55,12 +58,14 @@ class RejectNul:
 
 
 class InternalErrors:
-    """A fault of ours answers 500 and is logged, and the connection stays open: the exception
-    ends here (Starlette's outermost handler re-raises it, and uvicorn then closes the connection,
-    failing the client's next request on it)."""
+    """A fault answers 503 + Retry-After while the database cannot be reached, else (a bug) 500,
+    logged; either way the connection stays open: the exception ends here (Starlette's outermost
+    handler re-raises it, and uvicorn then closes the connection, failing the client's next
+    request on it)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
+        self._unavailable_logged = 0.0  # one warning per RETRY_AFTER_SECONDS while the outage lasts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,12 +80,23 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            unavailable = database_unavailable(exc)
+            if unavailable and time.monotonic() - self._unavailable_logged > RETRY_AFTER_SECONDS:
+                self._unavailable_logged = time.monotonic()
+                log.warning("%s %s: the database is unavailable (%s: %s)", scope["method"], scope["path"],
+                            type(exc).__name__, exc)
+            elif not unavailable:
+                log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             if started:
                 raise  # half a response: only closing the connection ends it
-            await JSONResponse({"status": 500, "message": "internal server error; see the server log"},
-                               status_code=500)(scope, receive, send)
+            if unavailable:
+                response = JSONResponse({"status": 503, "message": "the database is unavailable; retry later"},
+                                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            else:
+                response = JSONResponse({"status": 500, "message": "internal server error; see the server log"},
+                                        status_code=500)
+            await response(scope, receive, send)
 
 
 def audit_failure(server: Server):

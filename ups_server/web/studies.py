@@ -15,6 +15,7 @@ from starlette.routing import Route
 from ..audit import INSTANCES_ACCESSED, Actor, record_now
 from ..auth.http import client_address, principal_of
 from ..auth.principal import ARBITRATOR, INGEST, READER
+from ..db.faults import DatabaseUnavailable, database_unavailable
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.query import QueryError, int_param
 from ..ingest import catalog
@@ -80,8 +81,12 @@ async def stow(request: Request) -> Response:
                                               expected_study=study)
             for k, result in zip(storable, results, strict=True):
                 outcomes[k] = result if isinstance(result, StoreResult) else _failure(result)
-        except Exception:  # a database or disk failure: this batch fails (nothing of it is kept), the others go on
-            log.exception("STOW-RS: storing %d part(s) failed", len(storable))
+        except Exception as exc:  # a database or disk failure: this batch fails (nothing of it is kept), the others go on
+            if database_unavailable(exc):
+                unavailable.append(exc)
+                log.warning("STOW-RS: %d part(s) not stored: the database is unavailable", len(storable))
+            else:
+                log.exception("STOW-RS: storing %d part(s) failed", len(storable))
         finally:
             for part in batch:
                 part.path.unlink(missing_ok=True)
@@ -89,6 +94,7 @@ async def stow(request: Request) -> Response:
         return [_PROCESSING_FAILURE if outcome is None else outcome for outcome in outcomes]
 
     tasks: list[asyncio.Task[list[StoreResult | _Failure]]] = []
+    unavailable: list[Exception] = []
     batch: list[Part] = []
     broken: MultipartError | None = None
 
@@ -110,6 +116,8 @@ async def stow(request: Request) -> Response:
     outcomes = [o for batch_outcomes in await asyncio.gather(*tasks) for o in batch_outcomes]
     stored = [o for o in outcomes if isinstance(o, StoreResult)]
     failed = [o for o in outcomes if not isinstance(o, StoreResult)]
+    if unavailable and not stored:  # nothing kept: the client should send it all again later (503)
+        raise DatabaseUnavailable("STOW-RS: the database is unavailable") from unavailable[0]
     if broken is not None:
         if not outcomes:
             return _problem(400, f"the body is not a multipart/related message: {broken}")
