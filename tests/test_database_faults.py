@@ -103,10 +103,7 @@ async def test_a_clean_stop_after_a_killed_server_stops_the_embedded_postgresql(
     handles = json.loads((tmp_path / "pgdata" / ".handle_pids.json").read_text())
     assert first.pid not in handles and second.pid in handles
     stop(second)
-    deadline = time.monotonic() + DEADLINE
-    while not _gone(pid):
-        assert time.monotonic() < deadline, "the embedded PostgreSQL still runs after a clean stop"
-        time.sleep(0.2)
+    await _until(lambda: _async(_gone(pid)), "the embedded PostgreSQL stopped by the clean stop")
 
 
 async def _async(value: bool) -> bool:

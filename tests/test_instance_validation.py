@@ -116,12 +116,11 @@ async def test_a_stow_part_over_the_part_limit_fails_alone(server, http):
     assert not list((server.settings.data_dir / "blobs" / ".tmp").iterdir())  # spool files removed
 
 
-async def test_corrupt_part10_files_over_c_store_are_refused_or_read_back_whole(server, http, tmp_path):
-    """Seeded byte flips and cuts of a valid file: every answer is a DICOM status (never the
-    handler-raised C211), and every instance answered Success is served whole by WADO-RS."""
+def _corrupt_files(tmp_path: Path, count: int = 40) -> list[Path]:
+    """Seeded byte flips and cuts of valid Part 10 files, in the dataset (the File Meta stays readable)."""
     rng = random.Random(11)
     files = []
-    for n in range(40):
+    for n in range(count):
         ds = instance(uid(), uid(), Rows=16, Columns=16)
         ds.PixelData = bytes(rng.randrange(256) for _ in range(256))
         data = bytearray(part10(ds))
@@ -133,13 +132,32 @@ async def test_corrupt_part10_files_over_c_store_are_refused_or_read_back_whole(
         path = tmp_path / f"{n}.dcm"
         path.write_bytes(bytes(data))
         files.append(path)
+    return files
+
+
+async def _served_whole(http, path: Path) -> None:
+    sent = dcmread(path, force=True)
+    r = await http.get(f"/studies/{sent.StudyInstanceUID}/series/{sent.SeriesInstanceUID}/instances/"
+                       f"{sent.SOPInstanceUID}")
+    assert r.status_code == 200
+    assert len(dcmread(io.BytesIO(r.content.split(b"\r\n\r\n", 1)[1])).PixelData) == 256
+
+
+async def test_corrupt_part10_files_over_c_store_are_refused_or_read_back_whole(server, http, tmp_path):
+    """Every answer is a DICOM status (never the handler-raised C211), and every instance
+    answered Success is served whole by WADO-RS."""
+    files = _corrupt_files(tmp_path)
     results = await asyncio.to_thread(_c_store, server, [str(p) for p in files])
     assert all(status != 0xC211 for status, _ in results), results
     for path, (status, _) in zip(files, results, strict=True):
-        if status != 0x0000:
-            continue
-        sent = dcmread(path, force=True)
-        r = await http.get(f"/studies/{sent.StudyInstanceUID}/series/{sent.SeriesInstanceUID}/instances/"
-                           f"{sent.SOPInstanceUID}")
-        assert r.status_code == 200
-        assert len(dcmread(io.BytesIO(r.content.split(b"\r\n\r\n", 1)[1])).PixelData) == 256
+        if status == 0x0000:
+            await _served_whole(http, path)
+
+
+async def test_corrupt_part10_files_over_stow_are_refused_or_read_back_whole(server, http, tmp_path):
+    for path in _corrupt_files(tmp_path):
+        body, ctype = multipart([path.read_bytes()])
+        r = await http.post("/studies", content=body, headers={"Content-Type": ctype})
+        assert r.status_code in (200, 400, 409), r.text
+        if r.status_code == 200:
+            await _served_whole(http, path)

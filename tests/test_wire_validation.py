@@ -25,6 +25,7 @@ BAD_DATASETS = {
     "lone surrogate": '"00100020":{"vr":"LO","Value":["a\\ud800b"]}',
     "lone surrogate in PN": '"00100010":{"vr":"PN","Value":[{"Alphabetic":"\\udc00"}]}',
     "NUL in vr": '"00100020":{"vr":"LO\\u0000","Value":["x"]}',
+    "vr an array": '"00100020":{"vr":[]}',
     "NUL in BulkDataURI": '"00420011":{"vr":"OB","BulkDataURI":"http://x/\\u0000"}',
     "NUL in an unknown member": '"00100020":{"vr":"LO","Value":["x"],"Foo\\u0000":"\\u0000"}',
     "NUL in a tag": '"0010\\u00000":{"vr":"LO","Value":["x"]}',

@@ -111,7 +111,7 @@ class _Walk:
             raise InvalidDataset(f"{path}: unknown member(s) {_printable(', '.join(sorted(unknown)))}; "
                                  "an element holds vr and one of Value, InlineBinary, BulkDataURI")
         vr = elem.get("vr")
-        if vr not in VRS:
+        if not isinstance(vr, str) or vr not in VRS:
             raise InvalidDataset(f"{path}: missing or unknown vr {_printable(vr)}")
         _check_dictionary_vr(path, key, vr)
         if sum(m in elem for m in ("Value", "InlineBinary", "BulkDataURI")) > 1:
