@@ -161,3 +161,13 @@ async def test_corrupt_part10_files_over_stow_are_refused_or_read_back_whole(ser
         assert r.status_code in (200, 400, 409), r.text
         if r.status_code == 200:
             await _served_whole(http, path)
+
+
+async def test_stow_refuses_a_large_value_cut_short(server, http):
+    """A value over DEFER_SIZE is checked against the file's size, not read: cut short, it is refused."""
+    ds = instance(uid(), uid(), Rows=1500, Columns=1500)
+    ds.PixelData = bytes(1500 * 1500)
+    body, ctype = multipart([part10(ds)[:-600]])
+    r = await http.post("/studies", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400, r.text
+    assert await _count(server) == 0

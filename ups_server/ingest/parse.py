@@ -154,7 +154,7 @@ def _truncated(ds: Dataset, size: int | None) -> str | None:
     """pydicom keeps a short value silently when a file ends early: compare each raw length with
     the bytes read (or, for a value left in the file, with the file's ``size``)."""
     for tag in list(ds.keys()):
-        raw = ds.get_item(tag)
+        raw = ds.get_item(tag, keep_deferred=True)
         if not isinstance(raw, RawDataElement) or raw.length == _UNDEFINED:
             continue
         if raw.value is not None and len(raw.value) != raw.length:
@@ -166,7 +166,7 @@ def _truncated(ds: Dataset, size: int | None) -> str | None:
 
 def _pixel_data_short(ds: Dataset, transfer_syntax: str) -> str | None:
     """Native (uncompressed) Pixel Data shorter than Rows x Columns x Samples x Bits x Frames."""
-    raw = ds.get_item(0x7FE00010) if "PixelData" in ds else None
+    raw = ds.get_item(0x7FE00010, keep_deferred=True) if "PixelData" in ds else None
     if raw is None or transfer_syntax not in _NATIVE_SYNTAXES:
         return None
     length = raw.length if isinstance(raw, RawDataElement) else len(raw.value or b"")
@@ -220,7 +220,7 @@ def metadata_json(ds: Dataset) -> dict[str, Any]:
     out of this copy, never the instance; the stored file keeps every byte."""
     out: dict[str, Any] = {}
     for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements, not tags
-        raw = ds.get_item(tag)
+        raw = ds.get_item(tag, keep_deferred=True)
         if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
             continue  # a value left in the file (over DEFER_SIZE): bulk data, never read here
         try:
