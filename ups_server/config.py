@@ -99,7 +99,7 @@ class Settings:
                                 "deleted (-1: never; 0: at the next housekeeping run)",
         "housekeeping_interval": "seconds between purge / outbox pruning runs (0: off)",
         "blob_orphan_grace": "seconds after which housekeeping removes a stored object whose index row never "
-                             "committed (a crash between the two)",
+                             "committed (a crash between the two), and spool files a crashed request left",
         "auth": "none (open: one workstation; every client has every role) or oidc (bearer tokens of "
                 "--oidc-issuer; DIMSE: User Identity JWT or --ae-roles)",
         "oidc_issuer": "OIDC issuer URL (its /.well-known/openid-configuration names the signing keys)",

@@ -81,7 +81,7 @@ class Server:
 
         self.events = Events(self)
         if self.ingest is not None:
-            self.events.housekeeper.jobs.append(self.ingest.remove_orphans)
+            self.events.housekeeper.jobs += [self.ingest.remove_orphans, self.ingest.remove_stale_spool]
         components.append(self.events)
         if self.settings.dimse_port or self.settings.dimse_tls_port:
             from .dimse.server import DimseServer

@@ -60,6 +60,19 @@ class BlobStore(ABC):
             raise
         return Path(name)
 
+    def remove_spooled_before(self, cutoff: float) -> int:
+        """Remove spool files last written before ``cutoff`` (epoch seconds): parts and temp files a
+        crashed or killed request left (a request in flight writes its files as it goes); how many."""
+        removed = 0
+        for path in self.spool_dir.iterdir():
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
     def sync(self, path: Path) -> int:
         """Make a spooled file ready to be put (fsync'd where it will be renamed); its size."""
         if not self.sync_spool:

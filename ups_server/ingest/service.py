@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,13 @@ class IngestService:
                 await uploads.forget(self.engine, self.blobs, keys)
             raise
         return set(indexed)
+
+    async def remove_stale_spool(self) -> int:
+        """Housekeeping: remove spool files older than the grace period (a crash left them)."""
+        removed = await asyncio.to_thread(self.blobs.remove_spooled_before, time.time() - self.orphan_grace)
+        if removed:
+            log.info("housekeeping: removed %d spool file(s) older than %d s", removed, self.orphan_grace)
+        return removed
 
     async def remove_orphans(self) -> list[str]:
         """Housekeeping: remove objects whose index row never committed within the grace period."""
