@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .embedded import EmbeddedPostgres
@@ -12,10 +15,42 @@ from .embedded import EmbeddedPostgres
 log = logging.getLogger(__name__)
 
 
-def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+def engine_url(url: str) -> str:
+    """A PostgreSQL URL as SQLAlchemy's asyncpg dialect takes it. ``postgresql://`` gets the
+    driver; libpq's multi-host forms (``postgresql://u:p@db1:5432,db2:5432/ups?target_session_attrs=
+    read-write``, or ``?host=db1,db2``) become one ``host=name:port`` query value per host, with
+    port 5432 where none is given. asyncpg tries the hosts in order and, with
+    ``target_session_attrs=read-write``, keeps the first that is not read-only (a Patroni
+    failover: the new primary)."""
     if url.startswith("postgresql://"):
         url = "postgresql+asyncpg://" + url[len("postgresql://"):]
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+    scheme, _, rest = url.partition("://")
+    netloc, _, tail = rest.partition("/")
+    userinfo, at, netloc_hosts = netloc.rpartition("@")
+    path, _, query = tail.partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
+    hosts = [h for k, v in params if k == "host" for h in v.split(",")]
+    hosts += netloc_hosts.split(",") if netloc_hosts else []
+    if len(hosts) < 2:
+        return url
+    hosts = [h if re.search(r":\d+$", h) else f"{h}:5432" for h in hosts]
+    query = urlencode([(k, v) for k, v in params if k != "host"] + [("host", h) for h in hosts], safe="/:,")
+    return f"{scheme}://{userinfo}{at}/{path}?{query}"
+
+
+def asyncpg_dsn(url: URL) -> str:
+    """The engine's URL as a DSN for ``asyncpg.connect`` (several hosts: one comma list of hosts
+    and one of ports, which asyncpg parses; it keeps only the last of repeated ``host`` values)."""
+    hosts = url.query.get("host")
+    if isinstance(hosts, tuple) and len(hosts) > 1:
+        names, ports = zip(*(h.rsplit(":", 1) for h in hosts), strict=True)
+        url = url.update_query_dict({"host": ",".join(names), "port": ",".join(ports)})
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+    return create_async_engine(make_url(engine_url(url)), pool_size=pool_size, max_overflow=pool_size,
+                               pool_pre_ping=False)
 
 
 class Database:

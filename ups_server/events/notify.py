@@ -11,16 +11,13 @@ from collections.abc import Callable
 import asyncpg
 from sqlalchemy.engine import URL
 
+from ..db.engine import asyncpg_dsn
 from .outbox import CHANNEL
 from .tasks import cancel
 
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "ups-server-events-listen"
-
-
-def asyncpg_dsn(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Notifier:
