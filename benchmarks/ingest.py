@@ -1,9 +1,15 @@
-"""Ingest load: C-STORE and STOW-RS instances/s through ups-server's full rules path, and the
-same load sent in the same run to an Orthanc from Debian's package (DICOMweb plugin).
+"""Ingest load: C-STORE and STOW-RS instances/s through ups-server's full rules path, then WADO-RS
+of the stored studies, and the same load sent in the same run to an Orthanc from Debian's package
+(DICOMweb plugin).
 
     python benchmarks/ingest.py                       # starts both servers in temp dirs
+    python benchmarks/ingest.py --blob-store file,s3  # ups-server once per blob store
     python benchmarks/ingest.py --ups-http http://127.0.0.1:8080/dicom-web \
         --ups-dimse 127.0.0.1:11112                   # a running ups-server (Orthanc still started)
+
+``--blob-store``: comma list of ``file`` (the data directory), ``s3`` (a bucket on moto's S3
+server, started on a loopback port: an in-memory Python server, slower than MinIO or AWS) or an
+``s3://BUCKET/PREFIX`` URL (the AWS_* environment names the endpoint, e.g. a MinIO).
 
 Each phase sends ``--studies`` studies of ``--per-study`` small Secondary Capture instances
 (64x64, 8 bit) from ``--clients`` concurrent clients: C-STORE over one pynetdicom association
@@ -151,6 +157,24 @@ async def stow(base_url: str, load: list[list[Dataset]], clients: int) -> float:
         return time.perf_counter() - start
 
 
+async def wado(base_url: str, load: list[list[Dataset]], clients: int) -> float:
+    """Seconds to WADO-RS every study (one request per study, read to the end), ``clients`` at a time."""
+    sem = asyncio.Semaphore(clients)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+
+        async def get(study: list[Dataset]) -> None:
+            async with sem:
+                r = await http.get(f"{base_url.rstrip('/')}/studies/{study[0].StudyInstanceUID}",
+                                   headers={"Accept": 'multipart/related; type="application/dicom"'})
+                if r.status_code != 200 or r.content.lower().count(b"content-type: application/dicom") != len(study):
+                    raise RuntimeError(f"WADO-RS from {base_url}: {r.status_code} {r.text[:200]}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(get(study) for study in load))
+        return time.perf_counter() - start
+
+
 # ---- servers -----------------------------------------------------------------------------------
 
 
@@ -168,13 +192,31 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 120)
     raise RuntimeError(f"{what} did not answer {url} within {timeout}s")
 
 
-def start_ups(tmp: Path, log) -> tuple[subprocess.Popen, str, tuple[str, int]]:
+def start_ups(tmp: Path, log, blob_store: str | None = None, environ: dict[str, str] | None = None
+              ) -> tuple[subprocess.Popen, str, tuple[str, int]]:
     http_port, dimse_port = free_port(), free_port()
-    cmd = [sys.executable, "-m", "ups_server", "serve", "--data-dir", str(tmp / "ups"), "--host", "127.0.0.1",
-           "--http-port", str(http_port), "--dimse-port", str(dimse_port), "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=Path(__file__).resolve().parent.parent)
+    cmd = [sys.executable, "-m", "ups_server", "serve", "--data-dir", str(tmp / f"ups-{http_port}"),
+           "--host", "127.0.0.1", "--http-port", str(http_port), "--dimse-port", str(dimse_port),
+           "--log-level", "WARNING", *(["--blob-store", blob_store] if blob_store else [])]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=Path(__file__).resolve().parent.parent,
+                            env={**os.environ, **(environ or {})})
     wait_http(f"http://127.0.0.1:{http_port}/health", proc, "ups-server")
     return proc, f"http://127.0.0.1:{http_port}/dicom-web", ("127.0.0.1", dimse_port)
+
+
+def start_moto(log) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    """moto's S3 server on a loopback port with one bucket: (process, blob store URL, environment)."""
+    import boto3
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=log)
+    wait_http(f"http://127.0.0.1:{port}/moto-api/", proc, "moto server")
+    environ = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+               "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
+    boto3.client("s3", endpoint_url=environ["AWS_ENDPOINT_URL"], aws_access_key_id="bench",
+                 aws_secret_access_key="bench", region_name="us-east-1").create_bucket(Bucket="ingest-bench")
+    return proc, "s3://ingest-bench/instances", environ
 
 
 def start_orthanc(tmp: Path, log) -> tuple[subprocess.Popen, str, tuple[str, int]]:
@@ -226,7 +268,9 @@ def measure(name: str, http: str, dimse: tuple[str, int], called: str, args: arg
     c_load, s_load = make_load(args.studies, args.per_study), make_load(args.studies, args.per_study)
     c_s = cstore(dimse[0], dimse[1], called, c_load, args.clients)
     s_s = asyncio.run(stow(http, s_load, args.clients))
-    return {"cstore_per_s": round(n / c_s, 1), "stow_per_s": round(n / s_s, 1)}, [c_load, s_load]
+    w_s = asyncio.run(wado(http, s_load, args.clients))
+    return ({"cstore_per_s": round(n / c_s, 1), "stow_per_s": round(n / s_s, 1), "wado_per_s": round(n / w_s, 1)},
+            [c_load, s_load])
 
 
 def main() -> int:
@@ -238,31 +282,47 @@ def main() -> int:
     parser.add_argument("--ups-dimse", help="host:port of its DIMSE service")
     parser.add_argument("--ups-ae", default="UPS_SERVER")
     parser.add_argument("--no-orthanc", action="store_true")
+    parser.add_argument("--blob-store", default="file",
+                        help="comma list: file, s3 (moto's server, started here) or s3://BUCKET/PREFIX")
     args = parser.parse_args()
     procs: list[subprocess.Popen] = []
     tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     log = open(tmp / "servers.log", "wb")  # noqa: SIM115 - closed in finally
     try:
+        by_store: dict[str, dict[str, float]] = {}
         if args.ups_http:
             host, port = (args.ups_dimse or "127.0.0.1:11112").rsplit(":", 1)
             ups_http, ups_dimse = args.ups_http.rstrip("/"), (host, int(port))
-        else:
-            proc, ups_http, ups_dimse = start_ups(tmp, log)
+            ups, loads = measure("ups-server", ups_http, ups_dimse, args.ups_ae, args)
+            ups["studies_with_both_reads"] = count_reads(ups_http, loads)
+            by_store["running"] = ups
+        for store in args.blob_store.split(",") if not args.ups_http else []:
+            url, environ = None, {}
+            if store == "s3":
+                proc, url, environ = start_moto(log)
+                procs.append(proc)
+            elif store != "file":
+                url = store
+            proc, ups_http, ups_dimse = start_ups(tmp, log, url, environ)
             procs.append(proc)
-        ups, loads = measure("ups-server", ups_http, ups_dimse, args.ups_ae, args)
-        ups["studies_with_both_reads"] = count_reads(ups_http, loads)
+            ups, loads = measure("ups-server", ups_http, ups_dimse, args.ups_ae, args)
+            ups["studies_with_both_reads"] = count_reads(ups_http, loads)
+            by_store[store] = ups
+            stop(proc)
+        ups = next(iter(by_store.values()))
         result: dict[str, Any] = {
             "benchmark": "ingest", "instances_per_phase": args.studies * args.per_study,
             "per_study": args.per_study, "clients": args.clients, "ups_server": ups,
         }
+        if len(by_store) > 1:
+            result["ups_server_by_blob_store"] = by_store
         if not args.no_orthanc and shutil.which(ORTHANC):
             proc, o_http, o_dimse = start_orthanc(tmp, log)
             procs.append(proc)
             orthanc, _ = measure("orthanc", o_http, o_dimse, "ORTHANC", args)
             result["orthanc"] = orthanc
             result["ratio_ups_over_orthanc"] = {
-                "cstore": round(ups["cstore_per_s"] / orthanc["cstore_per_s"], 2),
-                "stow": round(ups["stow_per_s"] / orthanc["stow_per_s"], 2),
+                phase: round(ups[f"{phase}_per_s"] / orthanc[f"{phase}_per_s"], 2) for phase in ("cstore", "stow", "wado")
             }
         print(json.dumps(result))
         return 0
