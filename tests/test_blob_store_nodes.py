@@ -18,6 +18,7 @@ from ups_server.db.tables import blob_uploads, instances
 
 from .dicom_instances import instance, multipart, part10, uid
 from .event_clients import free_port
+from .metrics_client import sample, scrape
 from .processes import serve, stop
 
 
@@ -87,6 +88,21 @@ async def test_stow_on_one_node_wado_on_the_other(nodes, settings, bucket):
     assert _parts(r) == [part10(second)]
     index, pending = await _rows(settings.database_url)
     assert sorted(index.values()) == bucket.keys() and pending == []
+
+    # each node's metrics show its part; the shared queues read the same on both
+    ma, mb = [await scrape(node.http, str(node.http.base_url)) for node in (a, b)]
+    assert sample(ma, "ups_ingest_instances_total", outcome="stored") == 2
+    assert sample(mb, "ups_ingest_instances_total", outcome="stored") == 1
+    assert sample(mb, "ups_ingest_bytes_total") == len(part10(second))
+    assert sample(mb, "ups_http_requests_total", method="GET", route="/studies/{study}", status="200") == 1
+    assert sample(ma, "ups_http_requests_total", method="GET", status="200",
+                  route="/studies/{study}/series/{series}/instances/{instance}") == 1
+    assert ("ups_http_requests_total", ("method", "GET"), ("route", "/studies/{study}"), ("status", "200")) not in ma
+    for rule in ("first-read", "second-read"):  # A's store made the reads, B's added to them
+        assert sample(ma, "ups_rule_effects_total", rule=rule, effect="created") == 1
+        assert sample(mb, "ups_rule_effects_total", rule=rule, effect="appended") == 1
+    for m in (ma, mb):
+        assert sample(m, "ups_jobs", queue="blob_uploads", state="unindexed") == 0
 
 
 async def test_a_node_killed_mid_stow_leaves_an_orphan_that_housekeeping_removes(nodes, settings, bucket):

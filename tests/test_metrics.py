@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from .dicom_instances import instance, part10, uid
 from .dimse_client import UPSClient
 from .event_clients import EventSocket
 from .events_support import subscribe, ws_url
+from .metrics_client import Samples, sample, scrape
 from .reading_flow import read, read_uid, stow
 
 pytestmark = pytest.mark.dimse
 
 GLOBAL = "1.2.840.10008.5.1.4.34.5"
-Samples = Counter
-
-
-async def scrape(http, base_url: str) -> Samples:
-    r = await http.get(base_url.rsplit("/", 1)[0] + "/metrics")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    samples: Samples = Counter()
-    for family in text_string_to_metric_families(r.text):
-        for s in family.samples:
-            samples[(s.name, *sorted(s.labels.items()))] += s.value
-    return samples
 
 
 def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
-    key = (name, *sorted(labels.items()))
-    assert key in after, f"{key} not exported"
-    return after[key] - before[key]
+    return sample(after, name, **labels) - before[(name, *sorted(labels.items()))]
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:
