@@ -8,6 +8,9 @@ import asyncio
 import hashlib
 import io
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -122,3 +125,13 @@ async def test_an_object_removed_as_orphan_before_its_row_commits_fails_the_stor
     assert await _index(server) == {}
     assert not await server.ingest.blobs.exists(key)
     assert await _pending(server) == []
+
+
+def test_a_bucket_that_cannot_be_reached_stops_serve_at_start_with_the_reason(settings, bucket, tmp_path):
+    args = [sys.executable, "-m", "ups_server", "serve", "--database-url", settings.database_url, "--data-dir",
+            str(tmp_path), "--http-port", str(settings.http_port), "--dimse-port", "0",
+            "--blob-store", f"s3://no-such-{bucket.name}/instances"]
+    out = subprocess.run(args, check=False, cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                         text=True, timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("UPS_")})
+    assert out.returncode != 0
+    assert f"the blob store s3://no-such-{bucket.name}/instances cannot be listed" in out.stdout + out.stderr
