@@ -14,9 +14,9 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-from tests.s3 import Bucket, new_bucket, start_moto
+from tests.s3 import Bucket, moto_server, new_bucket
 
-from .conftest import RunningServer, free_port
+from .conftest import RunningServer
 from .orthanc import DICOMWEB_PLUGIN, run_orthanc
 from .orthanc import upload as upload_files
 from .studies import write_study
@@ -24,11 +24,8 @@ from .studies import write_study
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    port = free_port()
-    process = start_moto(port)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(30)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -131,13 +131,10 @@ async def http(base_url):
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A real S3 endpoint (moto's server) on a loopback port, for the whole session."""
-    from .s3 import start_moto
+    from .s3 import moto_server
 
-    port = free_port()
-    process = start_moto(port)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(30)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
