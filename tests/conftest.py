@@ -4,6 +4,7 @@ test cloned from a migrated template, and the real server on real sockets."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import shutil
@@ -82,12 +83,29 @@ async def database_url(pg_admin_url, template_url):
     await admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def oidc_issuer():
+    """A real OIDC issuer (tests/oidc_issuer.py) for the tests marked ``pytest.mark.oidc``."""
+    from .oidc_issuer import Issuer
+
+    issuer = Issuer()
+    yield issuer
+    issuer.close()
+
+
 @pytest.fixture
 def settings(database_url, tmp_path, request) -> Settings:
-    """Settings of a server under test; a module marked ``pytest.mark.dimse`` gets a DIMSE port."""
+    """Settings of a server under test; a module marked ``pytest.mark.dimse`` gets a DIMSE port, a
+    test marked ``pytest.mark.oidc`` runs under ``--auth oidc`` with ``oidc_issuer``."""
     dimse = request.node.get_closest_marker("dimse") is not None
-    return Settings(database_url=database_url, data_dir=tmp_path, dimse_port=free_port() if dimse else 0,
-                    http_port=free_port(), db_pool_size=40)
+    settings = Settings(database_url=database_url, data_dir=tmp_path, dimse_port=free_port() if dimse else 0,
+                        http_port=free_port(), db_pool_size=40)
+    if request.node.get_closest_marker("oidc") is not None:
+        from .oidc_issuer import AUDIENCE
+
+        issuer = request.getfixturevalue("oidc_issuer")
+        settings = dataclasses.replace(settings, auth="oidc", oidc_issuer=issuer.url, oidc_audience=AUDIENCE)
+    return settings
 
 
 @pytest.fixture
