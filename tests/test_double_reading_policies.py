@@ -100,7 +100,7 @@ async def test_wait_proceeds_once_a_replacement_read_completes(http, server, tmp
     stored study) completing makes the two COMPLETED reads the arbitration waits for."""
     from ups_server.rules.engine import RuleEngine
     from ups_server.rules.loader import load_rules
-    from ups_server.rules.replay import replay_study
+    from ups_server.rules.reconcile import Reconciler
 
     study = uid()
     await stow(http, [part10(instance(study))])
@@ -112,7 +112,7 @@ async def test_wait_proceeds_once_a_replacement_read_completes(http, server, tmp
     extra.write_text('on_store:\n  - id: replacement-read\n'
                      '    workitem: {uid: "4-{StudyInstanceUID}", group: read, label: "Replacement read"}\n')
     engine = RuleEngine(load_rules(extra), server.ups, "UPS_SERVER", None)
-    report = await replay_study(server.database.engine, engine, study)
-    assert report.effects.created == [read_uid(4, study)]
+    report = await Reconciler(engine).run(server.database.engine, [study])
+    assert report.per_study[study].created == [read_uid(4, study)]
     await read(http, read_uid(4, study), "READER_C", "RECALL")
     assert await workitem(http, read_uid(3, study)) is not None

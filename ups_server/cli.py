@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Apply the Alembic migrations to the database and exit.")
     _add_settings_flags(mig, db_settings)
 
-    from .rules_cli import add_rules_parser  # the rules subcommands (check, apply)
+    from .rules_cli import add_rules_parser  # rules check / apply, studies delete
 
     add_rules_parser(sub, lambda p: _add_settings_flags(p, db_settings + ["rules"]))
     from .retrieve.cli import add_retrieve_parser  # queue retrieve jobs on a running server

@@ -151,13 +151,15 @@ blob_uploads = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-# Which rule created which workitem; ``performer_only``: only a scheduled performer may claim it.
+# Which rule created which workitem; ``performer_only``: only a scheduled performer may claim it;
+# ``trigger``: on_store | on_completed (NULL: made before it was recorded).
 rule_workitems = Table(
     "rule_workitems",
     metadata,
     Column("workitem_uid", Text, primary_key=True),
     Column("rule", Text, nullable=False),
-    Column("study_uid", Text),
+    Column("study_uid", Text, index=True),
+    Column("trigger", Text),
     Column("performer_only", Boolean, nullable=False, server_default=false()),
     Column("claim_role", Text, nullable=False, server_default="reader"),  # the group's claim_role
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -7,6 +7,7 @@ from the wire to the JSONB column and back; pydicom is used only at the DIMSE ed
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -30,6 +31,7 @@ def tag_of(name: str) -> str:
     return f"{tag:08X}"
 
 
+@functools.lru_cache(maxsize=4096)
 def vr_of(tag: str) -> str:
     """The dictionary VR of a tag (``'UN'`` when unknown)."""
     try:

@@ -45,7 +45,7 @@ class Events:
         self.notifier = Notifier(self.engine.url, self.wake)
         self.housekeeper = Housekeeper(self.engine, s.housekeeping_interval, s.purge_completed_after,
                                        s.purge_canceled_after, s.event_replay_seconds)
-        server.ups.add_listener(self.on_change)
+        server.ups.add_listener(self.on_change, self.on_changes)
         self._announced = False
 
     def dimse_aets(self) -> set[str]:
@@ -109,6 +109,14 @@ class Events:
             aets = await self.subscriptions.subscribers(conn, change.uid) if events else []
         if aets and events:
             await outbox.write(conn, events, aets, self.dimse_aets())
+
+    async def on_changes(self, conn: AsyncConnection, changes: list[Change]) -> None:
+        """A batch of changes (``rules apply``): creations cost one query when nobody has a
+        global subscription (none of them is then subscribed to or reported)."""
+        if any(c.kind == "created" for c in changes) and not await self.subscriptions.any_global(conn):
+            changes = [c for c in changes if c.kind != "created"]
+        for change in changes:
+            await self.on_change(conn, change)
 
     # ---- the subscription API (N-ACTION 3/4/5, UPS-RS 11.10-11.12) -------------------------
 

@@ -147,6 +147,9 @@ class Subscriptions:
                                   .returning(subscriptions.c.aet))).scalars().all()
         return list(new)
 
+    async def any_global(self, conn: AsyncConnection) -> bool:
+        return bool((await conn.execute(select(exists().where(global_subscriptions.c.aet.is_not(None))))).scalar())
+
     async def subscribers(self, conn: AsyncConnection, uid: str) -> list[str]:
         return list((await conn.execute(select(subscriptions.c.aet).where(subscriptions.c.workitem_uid == uid)))
                     .scalars())

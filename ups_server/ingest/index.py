@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,3 +51,14 @@ async def add_instance(conn: AsyncConnection, *, study_uid: str, series_uid: str
         transfer_syntax=transfer_syntax, path=path, size=size, metadata=metadata, **source,
     ).on_conflict_do_nothing(index_elements=["sop_instance_uid"]).returning(instances.c.seq)
     return (await conn.execute(stmt.add_cte(study, serie))).first() is not None
+
+
+async def delete_study(conn: AsyncConnection, study_uid: str) -> list[str] | None:
+    """Delete a study's index rows (instances, series, study); the blob paths of its instances,
+    or None when no such study is stored."""
+    paths = (await conn.execute(delete(instances).where(instances.c.study_uid == study_uid)
+                                .returning(instances.c.path))).scalars().all()
+    await conn.execute(delete(series).where(series.c.study_uid == study_uid))
+    gone = (await conn.execute(delete(studies).where(studies.c.study_uid == study_uid)
+                               .returning(studies.c.study_uid))).first()
+    return None if gone is None and not paths else list(paths)

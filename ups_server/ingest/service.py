@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom import Dataset
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 # An on_store hook: runs inside the store transaction for the instances that transaction newly
 # stored; returns, for each of them, how many rules failed.
 StoreHook = Callable[[AsyncConnection, list[StoredInstance]], Awaitable[list[int]]]
+# An on_delete hook: runs inside the deletion's transaction, after the study's instances are gone;
+# returns what it did (for the caller's report).
+DeleteHook = Callable[[AsyncConnection, str], Awaitable[Any]]
 Storable = bytes | Dataset | Path
 
 
@@ -53,6 +57,7 @@ class IngestService:
         self.orphan_grace = orphan_grace
         self.inflate = inflate  # how far a deflated instance may inflate
         self.on_store: list[StoreHook] = []
+        self.on_delete: list[DeleteHook] = []
 
     async def store(self, data: Storable, *, source_ae: str | None = None, source_host: str | None = None,
                     receiving_ae: str | None = None, expected_study: str | None = None) -> StoreResult:
@@ -154,6 +159,19 @@ class IngestService:
         """Housekeeping: remove objects whose index row never committed within the grace period."""
         return await uploads.remove_orphans(self.engine, self.blobs, self.orphan_grace)
 
+    async def delete_study(self, study_uid: str) -> StudyDeleted | None:
+        """Remove a study: in ONE transaction under its lock, its index rows and the on_delete
+        hooks (the rules reconcile its workitems); then, committed, its files. None when the
+        study is not stored."""
+        async with self.engine.begin() as conn:
+            await index.lock_study(conn, study_uid)
+            paths = await index.delete_study(conn, study_uid)
+            if paths is None:
+                return None
+            effects = [await hook(conn, study_uid) for hook in self.on_delete]
+        await self.blobs.delete(paths)
+        return StudyDeleted(study_uid, len(paths), effects)
+
     def _prepare_or_error(self, data: Storable, expected_study: str | None) -> _Prepared | IngestError:
         try:
             return _Prepared(*self._prepare(data, expected_study))
@@ -200,6 +218,13 @@ def _parse(data: bytes | Dataset | Path, inflate: InflateLimits) -> tuple[Parsed
     except Exception as exc:  # noqa: BLE001 - undecodable values fail in many ways
         raise IngestError(f"cannot convert the instance to DICOM JSON: {exc}") from None
     return parsed, metadata
+
+
+@dataclass
+class StudyDeleted:
+    study_uid: str
+    instances: int
+    effects: list[Any]  # what each on_delete hook returned
 
 
 @dataclass

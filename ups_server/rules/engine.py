@@ -67,7 +67,7 @@ class RuleEngine:
         many of the instances it references). If anything fails, that savepoint is rolled back
         and each (instance, rule) runs again under its own, so that only the failing ones are lost."""
         effects = effects if effects is not None else Effects()
-        plan = self._plan(insts)
+        plan = store_plan(self.rules.on_store, insts)
         if not plan:
             return [0] * len(insts)
         attempt = Effects()
@@ -101,19 +101,6 @@ class RuleEngine:
             failures.append(failed)
         return failures
 
-    def _plan(self, insts: list[StoredInstance]) -> list[tuple[OnStoreRule, str, list[StoredInstance]]]:
-        """(rule, workitem UID, the instances it applies to) in rule order, then first sight."""
-        plan: dict[tuple[str, str], tuple[OnStoreRule, str, list[StoredInstance]]] = {}
-        for rule in self.rules.on_store:
-            for inst in insts:
-                special = _special(inst)
-                if not all_hold(rule.when, inst.metadata, special):
-                    continue
-                tpl = rule.workitem
-                uid = name_based_uid(render(tpl.uid, inst.metadata, _present(special))) if tpl.uid else new_uid()
-                plan.setdefault((rule.id, uid), (rule, uid, []))[2].append(inst)
-        return list(plan.values())
-
     async def _apply_store_rule(self, conn: AsyncConnection, rule: OnStoreRule, uid: str,
                                 group: list[StoredInstance], effects: Effects) -> None:
         tpl = rule.workitem
@@ -137,7 +124,7 @@ class RuleEngine:
         elif (await conn.execute(select(workitems.c.uid).where(workitems.c.uid == uid))).first() is not None:
             return  # single / none: the first instance made it; later ones change nothing
         first = group[0]
-        ds = build_workitem(tpl, first.metadata, first.study_uid, datetime.now(UTC), _present(_special(first)))
+        ds = build_workitem(tpl, first.metadata, first.study_uid, datetime.now(UTC), present(special_subjects(first)))
         if tpl.input_information != "none":
             ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(first)]}
             if tpl.input_information == "append":
@@ -147,6 +134,7 @@ class RuleEngine:
             await conn.execute(pg_insert(rule_workitems).values(
                 workitem_uid=uid, rule=rule.id, study_uid=first.study_uid, performer_only=tpl.performer_only,
                 claim_role=tpl.claim_role,
+                trigger="on_store",
             ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
             effects.created.append(uid)
             RULE_EFFECTS.labels(rule.id, "created").inc()
@@ -218,6 +206,7 @@ class RuleEngine:
         await conn.execute(pg_insert(rule_workitems).values(
             workitem_uid=uid, rule=rule.id, study_uid=study, performer_only=tpl.performer_only,
             claim_role=tpl.claim_role,
+            trigger="on_completed",
         ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
         await audit_hooks.rule_effect(conn, rule.id, True, uid, study)
         log.info("rule %s: created %s for study %s", rule.id, uid, study)
@@ -254,11 +243,26 @@ class RuleEngine:
         return []
 
 
-def _special(inst: StoredInstance) -> dict[str, str | None]:
+def store_plan(rules: list[OnStoreRule], insts: list[StoredInstance]
+               ) -> list[tuple[OnStoreRule, str, list[StoredInstance]]]:
+    """(rule, workitem UID, the instances it applies to) in rule order, then first sight."""
+    plan: dict[tuple[str, str], tuple[OnStoreRule, str, list[StoredInstance]]] = {}
+    for rule in rules:
+        for inst in insts:
+            special = special_subjects(inst)
+            if not all_hold(rule.when, inst.metadata, special):
+                continue
+            tpl = rule.workitem
+            uid = name_based_uid(render(tpl.uid, inst.metadata, present(special))) if tpl.uid else new_uid()
+            plan.setdefault((rule.id, uid), (rule, uid, []))[2].append(inst)
+    return list(plan.values())
+
+
+def special_subjects(inst: StoredInstance) -> dict[str, str | None]:
     return {SENDING_AE: inst.source_ae, SENDING_HOST: inst.source_host, RECEIVING_AE: inst.receiving_ae}
 
 
-def _present(special: dict[str, str | None]) -> dict[str, str]:
+def present(special: dict[str, str | None]) -> dict[str, str]:
     return {k: v for k, v in special.items() if v is not None}
 
 

@@ -144,3 +144,38 @@ def outputs_of(ds: JsonDataset) -> list[JsonDataset]:
     for performed in items(ds, t.UPS_PERFORMED_PROCEDURE_SEQUENCE):
         out += items(performed, t.OUTPUT_INFORMATION_SEQUENCE)
     return out
+
+
+def study_inputs(study_uid: str, refs: list[tuple[str, str, str]], retrieve_ae: str,
+                 retrieve_url: str | None) -> list[JsonDataset]:
+    """Input Information items for (series, SOP class, SOP instance) references of one study:
+    one item per series, in first-sight order."""
+    by_series: dict[str, list[tuple[str, str]]] = {}
+    for series_uid, sop_class, sop_uid in refs:
+        by_series.setdefault(series_uid, []).append((sop_class, sop_uid))
+    return [input_item(study_uid, series_uid, sops, retrieve_ae, retrieve_url) for series_uid, sops in by_series.items()]
+
+
+def referenced_sops(ds: JsonDataset, study_uid: str) -> set[str]:
+    """The SOP Instance UIDs of ``study_uid`` the Input Information Sequence references."""
+    return {first(ref, REFERENCED_SOP_INSTANCE_UID) for item in items(ds, t.INPUT_INFORMATION_SEQUENCE)
+            if first(item, t.STUDY_INSTANCE_UID) == study_uid for ref in items(item, REFERENCED_SOP_SEQUENCE)}
+
+
+def set_references(ds: JsonDataset, study_uid: str, refs: list[tuple[str, str, str]], retrieve_ae: str,
+                   retrieve_url: str | None) -> None:
+    """Make the references of ``study_uid`` exactly ``refs``: others dropped (a series item left
+    empty with them), missing ones appended; items of other studies kept."""
+    wanted = {sop for _, _, sop in refs}
+    inputs = []
+    for item in items(ds, t.INPUT_INFORMATION_SEQUENCE):
+        if first(item, t.STUDY_INSTANCE_UID) == study_uid:
+            kept = [ref for ref in items(item, REFERENCED_SOP_SEQUENCE)
+                    if first(ref, REFERENCED_SOP_INSTANCE_UID) in wanted]
+            if not kept:
+                continue
+            item = {**item, REFERENCED_SOP_SEQUENCE: _seq(*kept)}
+        inputs.append(item)
+    ds[t.INPUT_INFORMATION_SEQUENCE] = _seq(*inputs)
+    for series_uid, sop_class, sop_uid in refs:
+        add_reference(ds, study_uid, series_uid, sop_class, sop_uid, retrieve_ae, retrieve_url)

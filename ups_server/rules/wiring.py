@@ -10,6 +10,7 @@ from ..paths import rules_dir
 from .engine import RuleEngine
 from .guard import PerformerGuard
 from .loader import load_rules
+from .reconcile import Reconciler
 
 if TYPE_CHECKING:
     from ..ingest.service import IngestService
@@ -37,6 +38,7 @@ def install_rules(server: Server, ingest: IngestService) -> RuleEngine:
     assert server.ups is not None
     engine = build_engine(server.settings, server.ups)
     ingest.on_store.append(engine.on_store)
+    ingest.on_delete.append(Reconciler(engine).on_delete)
     server.ups.add_listener(engine.on_change)
     server.ups.claim_guards.append(PerformerGuard())
     return engine

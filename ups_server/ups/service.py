@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -65,6 +65,7 @@ class Change:
 
 
 Listener = Callable[[AsyncConnection, Change], Awaitable[None]]
+ManyListener = Callable[[AsyncConnection, list[Change]], Awaitable[None]]
 
 
 class ClaimGuard(Protocol):
@@ -100,14 +101,31 @@ class UPSService:
         self.engine = engine
         self.default_worklist_label = default_worklist_label
         self.listeners: list[Listener] = []
+        self.many_listeners: dict[Listener, ManyListener] = {}
         self.claim_guards: list[ClaimGuard] = []
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, many: ManyListener | None = None) -> None:
+        """``many``: the same listener for a batch of changes (``rules apply``), when it can do
+        the batch with fewer statements than one call per change."""
         self.listeners.append(listener)
+        if many is not None:
+            self.many_listeners[listener] = many
 
     async def _notify(self, conn: AsyncConnection, change: Change) -> None:
         for listener in self.listeners:
             await listener(conn, change)
+
+    async def notify_many(self, conn: AsyncConnection, changes: list[Change]) -> None:
+        """Every listener sees every change (its batch form when it has one)."""
+        if not changes:
+            return
+        for listener in self.listeners:
+            many = self.many_listeners.get(listener)
+            if many is not None:
+                await many(conn, changes)
+            else:
+                for change in changes:
+                    await listener(conn, change)
 
     # ---- reading --------------------------------------------------------------------------
 
@@ -145,7 +163,24 @@ class UPSService:
     ) -> Result | None:
         """Create inside ``conn``'s transaction. With ``if_absent`` an existing UID is not an
         error: None is returned and nothing changes (rule effects are idempotent)."""
-        ds, modifications = validate_create(copy.deepcopy(dataset))
+        uid, ds, modifications = self._prepare_create(uid, dataset)
+        values = {"uid": uid, "state": SCHEDULED, "read_group": read_group, "distinct_readers": distinct_readers,
+                  **index_columns(ds)}
+        stmt = pg_insert(workitems).values(**values).on_conflict_do_nothing(index_elements=["uid"])
+        created = (await conn.execute(stmt.returning(workitems))).mappings().first()
+        if created is None:
+            if if_absent:
+                return None
+            raise UPSError(Outcome.DUPLICATE_SOP_INSTANCE, f"Workitem {uid} already exists")
+        await self._notify(conn, Change("created", uid, SCHEDULED, ds, requester=requester, row=dict(created)))
+        warning = Outcome.CREATED_WITH_MODIFICATIONS if modifications else None
+        return Result(uid, ds, warning, "; ".join(modifications) or None)
+
+    def _prepare_create(self, uid: str | None, dataset: JsonDataset, owned: bool = False
+                        ) -> tuple[str, JsonDataset, list[str]]:
+        """The checked and completed N-CREATE dataset, its UID and the modifications made
+        (``owned``: ``dataset`` is the caller's to change, no copy is made)."""
+        ds, modifications = validate_create(dataset if owned else copy.deepcopy(dataset))
         ds_uid = first(ds, t.SOP_INSTANCE_UID)
         if uid and ds_uid and uid != ds_uid:
             raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
@@ -161,17 +196,34 @@ class UPSService:
         ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
         if not first(ds, t.WORKLIST_LABEL):
             ds[t.WORKLIST_LABEL] = element("LO", self.default_worklist_label)
-        values = {"uid": uid, "state": SCHEDULED, "read_group": read_group, "distinct_readers": distinct_readers,
-                  **index_columns(ds)}
-        stmt = pg_insert(workitems).values(**values).on_conflict_do_nothing(index_elements=["uid"])
-        created = (await conn.execute(stmt.returning(workitems))).mappings().first()
-        if created is None:
-            if if_absent:
-                return None
-            raise UPSError(Outcome.DUPLICATE_SOP_INSTANCE, f"Workitem {uid} already exists")
-        await self._notify(conn, Change("created", uid, SCHEDULED, ds, requester=requester, row=dict(created)))
-        warning = Outcome.CREATED_WITH_MODIFICATIONS if modifications else None
-        return Result(uid, ds, warning, "; ".join(modifications) or None)
+        return uid, ds, modifications
+
+    async def create_many_in(self, conn: AsyncConnection, new: list[tuple[str, JsonDataset, str | None, bool]]
+                             ) -> tuple[list[str], dict[str, UPSError]]:
+        """SCP-side creates of many workitems (``rules apply``) in ``conn``'s transaction: each
+        (uid, dataset - completed in place, read group, distinct readers) checked as one N-CREATE; one batched
+        INSERT of the absent UIDs; listeners told in one batch. The UIDs created, and the refused
+        ones with why."""
+        refused: dict[str, UPSError] = {}
+        prepared: dict[str, JsonDataset] = {}
+        rows = []
+        for uid, dataset, group, distinct_readers in new:
+            try:
+                uid, ds, _ = self._prepare_create(uid, dataset, owned=True)
+            except UPSError as exc:
+                refused[uid] = exc
+                continue
+            prepared[uid] = ds
+            rows.append({"uid": uid, "state": SCHEDULED, "read_group": group, "distinct_readers": distinct_readers,
+                         **index_columns(ds)})
+        if not rows:
+            return [], refused
+        stmt = (pg_insert(workitems).on_conflict_do_nothing(index_elements=["uid"])
+                .returning(*(c for c in workitems.c if c.name != "dataset")))
+        created = [dict(row) for row in (await conn.execute(stmt, rows)).mappings()]
+        await self.notify_many(conn, [Change("created", row["uid"], SCHEDULED, prepared[row["uid"]],
+                                             row={**row, "dataset": prepared[row["uid"]]}) for row in created])
+        return [row["uid"] for row in created], refused
 
     # ---- update ---------------------------------------------------------------------------
 
@@ -216,6 +268,28 @@ class UPSService:
         new_row = await self._write(conn, uid, ds)
         await self._notify(conn, Change("updated", uid, row["state"], ds, previous=row["dataset"], row=new_row))
         return Result(uid, ds)
+
+    async def amend_many_in(self, conn: AsyncConnection, amended: list[tuple[dict[str, Any], JsonDataset]],
+                            read_groups: dict[str, str | None] | None = None) -> list[str]:
+        """SCP-side changes of many SCHEDULED workitems (``rules apply``) whose rows ``conn``
+        holds locked: (row, new dataset) written in one statement, only while still SCHEDULED;
+        ``read_groups`` moves workitems to another group. Listeners see "updated". The UIDs written."""
+        if not amended:
+            return []
+        now = _now_dt()
+        columns = []
+        for row, ds in amended:
+            ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", now)
+            columns.append({"read_group": (read_groups or {}).get(row["uid"], row["read_group"]), **index_columns(ds)})
+        stmt = (update(workitems)
+                .where(workitems.c.uid == bindparam("b_uid"), workitems.c.state == SCHEDULED)
+                .values(**{k: bindparam("b_" + k) for k in columns[0]}, updated_at=func.now()))
+        await conn.execute(stmt, [{"b_uid": row["uid"], **{"b_" + k: v for k, v in cols.items()}}
+                                  for (row, _), cols in zip(amended, columns, strict=True)])
+        await self.notify_many(conn, [
+            Change("updated", row["uid"], SCHEDULED, ds, previous=row["dataset"], row={**row, **cols})
+            for (row, ds), cols in zip(amended, columns, strict=True)])
+        return [row["uid"] for row, _ in amended]
 
     # ---- change state ---------------------------------------------------------------------
 
@@ -289,19 +363,25 @@ class UPSService:
                 await self._notify(conn, Change("cancel-requested", uid, IN_PROGRESS, row["dataset"],
                                                 requester=requester, info=info, row=row))
                 return Result(uid, row["dataset"])
-            # SCHEDULED: the SCP cancels it itself, meeting the final state requirements
-            # (UPS-FINAL-04), reporting IN PROGRESS then CANCELED (UPS-EVT-07).
-            ds = copy.deepcopy(row["dataset"])
-            _fill_cancellation(ds, info)
-            ds[t.PROCEDURE_STEP_STATE] = element("CS", CANCELED)
-            new_row = await self._write(conn, uid, ds, state=CANCELED)
-            in_progress = {**row["dataset"], t.PROCEDURE_STEP_STATE: element("CS", IN_PROGRESS)}
-            await self._notify(conn, Change("state", uid, IN_PROGRESS, in_progress, previous=row["dataset"],
-                                            previous_state=SCHEDULED, requester=requester, info=info, row=new_row))
-            await self._notify(conn, Change("state", uid, CANCELED, ds, previous=in_progress,
-                                            previous_state=IN_PROGRESS, requester=requester, info=info,
-                                            row=new_row))
-            return Result(uid, ds)
+            # SCHEDULED: the SCP cancels it itself (UPS-FINAL-04)
+            return await self.cancel_scheduled_in(conn, row, info, requester)
+
+    async def cancel_scheduled_in(self, conn: AsyncConnection, row: dict[str, Any], info: JsonDataset | None,
+                                  requester: str | None = None) -> Result:
+        """The SCP cancels a SCHEDULED workitem whose row ``conn`` holds locked, meeting the final
+        state requirements (UPS-FINAL-04) with what ``info`` carries (reason, discontinuation
+        code), reporting IN PROGRESS then CANCELED (UPS-EVT-07)."""
+        uid = row["uid"]
+        ds = copy.deepcopy(row["dataset"])
+        _fill_cancellation(ds, info)
+        ds[t.PROCEDURE_STEP_STATE] = element("CS", CANCELED)
+        new_row = await self._write(conn, uid, ds, state=CANCELED)
+        in_progress = {**row["dataset"], t.PROCEDURE_STEP_STATE: element("CS", IN_PROGRESS)}
+        await self._notify(conn, Change("state", uid, IN_PROGRESS, in_progress, previous=row["dataset"],
+                                        previous_state=SCHEDULED, requester=requester, info=info, row=new_row))
+        await self._notify(conn, Change("state", uid, CANCELED, ds, previous=in_progress,
+                                        previous_state=IN_PROGRESS, requester=requester, info=info, row=new_row))
+        return Result(uid, ds)
 
     # ---- claim next (extension) -----------------------------------------------------------
 

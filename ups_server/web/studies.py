@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from ..audit import INSTANCES_ACCESSED, Actor, record_now
 from ..auth.http import client_address, principal_of
-from ..auth.principal import ARBITRATOR, INGEST, READER
+from ..auth.principal import ADMIN, ARBITRATOR, INGEST, READER
 from ..db.faults import DatabaseUnavailable, database_unavailable
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.query import QueryError, int_param
@@ -290,6 +290,24 @@ async def metadata(request: Request) -> Response:
     return dicom_json([row["metadata"] for row in rows])
 
 
+# ---- deletion (extension) --------------------------------------------------------------------
+
+
+async def delete_study(request: Request) -> Response:
+    """DELETE /studies/{study} (admin): the instances go (index and files) and the rules reconcile the
+    study's workitems in the same transaction; the answer says what changed."""
+    if not principal_of(request).has(ADMIN):
+        return _problem(403, "deleting a study needs the admin role")
+    study = request.path_params["study"]
+    deleted = await _ingest(request).delete_study(study)
+    if deleted is None:
+        return _problem(404, f"study {study} is not stored")
+    body: dict[str, Any] = {"StudyInstanceUID": study, "instances": deleted.instances}
+    for effect in deleted.effects:
+        body.update(effect.summary())
+    return JSONResponse(body)
+
+
 def routes() -> list[Route]:
     s, se, i = "/studies/{study}", "/studies/{study}/series/{series}", "/studies/{study}/series/{series}/instances/{instance}"
     return [
@@ -297,6 +315,7 @@ def routes() -> list[Route]:
         Route("/studies", qido_studies, methods=["GET"]),
         Route(s, stow, methods=["POST"]),
         Route(s, wado, methods=["GET"]),
+        Route(s, delete_study, methods=["DELETE"]),
         Route(f"{s}/metadata", metadata, methods=["GET"]),
         Route(f"{s}/series", qido_series, methods=["GET"]),
         Route(f"{s}/instances", qido_instances, methods=["GET"]),
