@@ -13,7 +13,7 @@ import sys
 import pytest
 from sqlalchemy import delete, func, select
 
-from ups_server.db.tables import event_outbox, instances, rule_workitems, workitems
+from ups_server.db.tables import audit_events, event_outbox, instances, rule_workitems, workitems
 from ups_server.dicom.uids import GLOBAL_SUBSCRIPTION, name_based_uid
 from ups_server.rules.derive import Derivation
 from ups_server.rules.reconcile import CANCEL_REASON, Reconciler, Report, scope
@@ -90,6 +90,14 @@ async def events_of(server, wi: str) -> list[tuple[int, str | None]]:
                 for r in await conn.execute(q.order_by(event_outbox.c.id))]
 
 
+async def audited(server, wi: str) -> list[tuple[str, str, str]]:
+    """(action, what, detail) of the audit rows about ``wi``, in order."""
+    async with server.database.engine.connect() as conn:
+        q = (select(audit_events.c.action, audit_events.c.what, audit_events.c.detail)
+             .where(audit_events.c.workitem_uid == wi).order_by(audit_events.c.id))
+        return [tuple(r) for r in await conn.execute(q)]
+
+
 def _first(ds, tag):
     return (ds.get(tag) or {}).get("Value", [None])[0]
 
@@ -128,6 +136,10 @@ async def test_rule_change_cancels_what_is_no_longer_derived_and_creates_the_new
     async with server.database.engine.connect() as conn:
         made = dict((await conn.execute(select(rule_workitems.c.workitem_uid, rule_workitems.c.rule))).all())
     assert made[ai] == "ai-read"
+    # and the audit trail, in the same transactions
+    assert (await audited(server, read_uid(1, ct)))[-1][:2] == ("U", "rule first-read")
+    assert CANCEL_REASON in (await audited(server, read_uid(1, ct)))[-1][2]
+    assert (await audited(server, ai)) == [("C", "rule ai-read", "workitem created (rules apply)")]
 
     before, outbox = await rows(server), await count(server, event_outbox)
     again = await reconciler(server, settings, tmp_path, V2).run(server.database.engine,
@@ -316,5 +328,9 @@ async def test_only_admin_deletes_under_oidc(http, server, oidc_issuer):
     r = await http.delete(f"/studies/{study}", headers=bearer(oidc_issuer.token(roles=("reader", "ingest"))))
     assert r.status_code == 403 and "admin" in r.json()["message"]
     assert await count(server, instances) == 1 and len(await rows(server, study_uid=study)) == 2
-    r = await http.delete(f"/studies/{study}", headers=bearer(oidc_issuer.token(roles=("admin",))))
+    r = await http.delete(f"/studies/{study}", headers=bearer(oidc_issuer.token("admin-1", roles=("admin",))))
     assert r.status_code == 200 and r.json()["instances"] == 1
+    async with server.database.engine.connect() as conn:
+        q = select(audit_events.c.action, audit_events.c.subject, audit_events.c.detail).where(
+            audit_events.c.study_uid == study, audit_events.c.what == "delete study")
+        assert [tuple(r) for r in await conn.execute(q)] == [("D", "admin-1", "1 instance(s) deleted")]

@@ -136,10 +136,14 @@ def run_apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from .audit import Actor
+
+    actor = Actor(display_name="ups-server studies delete")
+
     async def work(server) -> int:
         missing = 0
         for study in args.study_uids:
-            deleted = await server.ingest.delete_study(study)
+            deleted = await server.ingest.delete_study(study, actor)
             if deleted is None:
                 print(f"study {study}: not stored", file=sys.stderr)
                 missing += 1

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .record import INSTANCES_TRANSFERRED, PROCEDURE_RECORD, SYSTEM, Actor, record
+from .record import (
+    INSTANCES_ACCESSED,
+    INSTANCES_TRANSFERRED,
+    PROCEDURE_RECORD,
+    SYSTEM,
+    Actor,
+    record,
+    record_many,
+    values,
+)
 
 if TYPE_CHECKING:
     from ..ingest.model import StoredInstance
@@ -27,3 +36,17 @@ async def rule_effect(conn: AsyncConnection, rule: str, created: bool, workitem:
     await record(conn, PROCEDURE_RECORD, SYSTEM, f"rule {rule}", workitem=workitem, study=study,
                  action="C" if created else "U",
                  detail="workitem created" if created else "input references appended")
+
+
+async def rule_effects(conn: AsyncConnection, effects: list[tuple[str, str, str, str | None, str]]) -> None:
+    """What ``rules apply`` changed, one row each, one statement: (rule, action C / U, workitem,
+    study, detail)."""
+    await record_many(conn, [values(PROCEDURE_RECORD, SYSTEM, f"rule {rule}", workitem=workitem, study=study,
+                                    action=action, detail=detail)
+                             for rule, action, workitem, study, detail in effects])
+
+
+async def study_deleted(conn: AsyncConnection, actor: Actor, study: str, instances: int) -> None:
+    """A study's instances deleted (DICOM Instances Accessed, action D)."""
+    await record(conn, INSTANCES_ACCESSED, actor, "delete study", study=study, action="D",
+                 detail=f"{instances} instance(s) deleted")

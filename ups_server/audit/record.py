@@ -50,13 +50,23 @@ class Actor:
 SYSTEM = Actor(display_name="ups-server")  # the server itself (rules)
 
 
-async def record(conn: AsyncConnection, event: AuditEvent, actor: Actor, what: str, *, outcome: int = SUCCESS,
-                 workitem: str | None = None, study: str | None = None, detail: str | None = None,
-                 action: str | None = None) -> None:
-    await conn.execute(insert(audit_events).values(
-        event_id=event.code, event=event.meaning, action=action or event.action, what=what, outcome=outcome,
-        subject=actor.subject, display_name=actor.display_name, ae_title=actor.ae_title, address=actor.address,
-        workitem_uid=workitem, study_uid=study, detail=detail[:4000] if detail else None))
+def values(event: AuditEvent, actor: Actor, what: str, *, outcome: int = SUCCESS, workitem: str | None = None,
+           study: str | None = None, detail: str | None = None, action: str | None = None) -> dict:
+    """One audit_events row."""
+    return {"event_id": event.code, "event": event.meaning, "action": action or event.action, "what": what,
+            "outcome": outcome, "subject": actor.subject, "display_name": actor.display_name,
+            "ae_title": actor.ae_title, "address": actor.address, "workitem_uid": workitem, "study_uid": study,
+            "detail": detail[:4000] if detail else None}
+
+
+async def record(conn: AsyncConnection, event: AuditEvent, actor: Actor, what: str, **kwargs) -> None:
+    await conn.execute(insert(audit_events).values(**values(event, actor, what, **kwargs)))
+
+
+async def record_many(conn: AsyncConnection, rows: list[dict]) -> None:
+    """Many rows (``values(...)``) in one statement, on the caller's connection."""
+    if rows:
+        await conn.execute(insert(audit_events), rows)
 
 
 async def record_now(engine: AsyncEngine, event: AuditEvent, actor: Actor, what: str, **kwargs) -> None:

@@ -23,6 +23,8 @@ from pydicom import Dataset
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import metrics
+from ..audit import Actor
+from ..audit import hooks as audit_hooks
 from . import index, uploads
 from .blobs import BlobStore, FileBlobStore
 from .model import DATASET_DOES_NOT_MATCH_SOP_CLASS, IngestError, StoredInstance, StoreResult
@@ -159,15 +161,16 @@ class IngestService:
         """Housekeeping: remove objects whose index row never committed within the grace period."""
         return await uploads.remove_orphans(self.engine, self.blobs, self.orphan_grace)
 
-    async def delete_study(self, study_uid: str) -> StudyDeleted | None:
-        """Remove a study: in ONE transaction under its lock, its index rows and the on_delete
-        hooks (the rules reconcile its workitems); then, committed, its files. None when the
-        study is not stored."""
+    async def delete_study(self, study_uid: str, actor: Actor) -> StudyDeleted | None:
+        """Remove a study: in ONE transaction under its lock, its index rows, the audit row (who)
+        and the on_delete hooks (the rules reconcile its workitems); then, committed, its files.
+        None when the study is not stored."""
         async with self.engine.begin() as conn:
             await index.lock_study(conn, study_uid)
             paths = await index.delete_study(conn, study_uid)
             if paths is None:
                 return None
+            await audit_hooks.study_deleted(conn, actor, study_uid, len(paths))
             effects = [await hook(conn, study_uid) for hook in self.on_delete]
         await self.blobs.delete(paths)
         return StudyDeleted(study_uid, len(paths), effects)

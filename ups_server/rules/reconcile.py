@@ -28,6 +28,7 @@ from sqlalchemy import func, insert, literal_column, select, text, tuple_, union
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..audit import hooks as audit_hooks
 from ..db.tables import instances, rule_failures, rule_workitems, studies, workitems
 from ..dicom.dataset import JsonDataset, element
 from ..ups import tags as t
@@ -40,7 +41,8 @@ CANCEL_REASON = "rule no longer applies"
 # the SOP Instance UIDs of one study ($study) in a workitem's Input Information Sequence
 _STUDY_REFS = literal_column("""'$."00404021".Value[*] ? (@."0020000D".Value[0] == $study)"""
                              """."00081199".Value[*]."00081155".Value[0]'::jsonpath""")
-_RULE_RECORD = ("rule", "rule_study", "performer_only", "trigger")
+_RULE_COLUMNS = ("rule", "study_uid", "performer_only", "claim_role", "trigger")  # of rule_workitems
+_RULE_RECORD = ("rule", "rule_study", "performer_only", "claim_role", "trigger")  # the same, as _current reads them
 BATCH = 500  # studies per transaction (each holds its study lock until the batch commits)
 
 
@@ -178,11 +180,18 @@ class Reconciler:
         keep += [d for d, _ in creates if d.uid in created]
         await self._load_datasets(conn, [row for _, row, _ in amends] + cancels)
         await self.ups.amend_many_in(conn, [(row, self._amended(d, row, what)) for d, row, what in amends],
-                                     {d.uid: d.rule.workitem.group for d, _, _ in amends})
+                                     {d.uid: _group(d) for d, _, _ in amends})
         report.rule_rows += await self._record_rules(conn, keep, created)
         info = cancel_info()
         for row in cancels:
             await self.ups.cancel_scheduled_in(conn, row, info)
+        await audit_hooks.rule_effects(conn, [
+            *((d.rule.id, "C", d.uid, d.study_uid, "workitem created (rules apply)")
+              for d, _ in creates if d.uid in created),
+            *((d.rule.id, "U", d.uid, d.study_uid, f"{', '.join(sorted(what))} reconciled (rules apply)")
+              for d, _, what in amends),
+            *((row["rule"] or "?", "U", row["uid"], row["rule_study"], f"canceled: {CANCEL_REASON} (rules apply)")
+              for row in cancels)])
         for study, change in changes.items():
             report.add(study, change)
 
@@ -199,6 +208,7 @@ class Reconciler:
                 func.jsonb_path_query_array(workitems.c.dataset, _STUDY_REFS,
                                             func.jsonb_build_object("study", study)).label("refs"),
                 rule_workitems.c.rule, rule_workitems.c.trigger, rule_workitems.c.performer_only,
+                rule_workitems.c.claim_role,
                 rule_workitems.c.study_uid.label("rule_study"))
         made = (select(*cols).select_from(workitems.join(rule_workitems,
                                                          rule_workitems.c.workitem_uid == workitems.c.uid))
@@ -244,7 +254,7 @@ class Reconciler:
             what.add("label")
         if row["worklist"] != worklist:
             what.add("worklist label")
-        if row["read_group"] != d.rule.workitem.group:
+        if (row["read_group"], row["distinct_readers"]) != _group(d):
             what.add("group")
         if d.rule.workitem.input_information != "none" and set(row["refs"]) != {sop for _, _, sop in d.refs}:
             what.add("references")
@@ -275,7 +285,7 @@ class Reconciler:
         """One INSERT for the batch's new workitems; a dataset the UPS service refuses is a rule
         failure (recorded in rule_failures), the others are created."""
         created, refused = await self.ups.create_many_in(
-            conn, [(d.uid, ds, d.rule.workitem.group) for d, ds in creates])
+            conn, [(d.uid, ds, *_group(d)) for d, ds in creates])
         for d, _ in creates:
             if d.uid in refused:
                 error = refused[d.uid]
@@ -292,10 +302,9 @@ class Reconciler:
         The number of existing rows changed."""
         if not keep:
             return 0
-        rows = [{"workitem_uid": d.uid, "rule": d.rule.id, "study_uid": d.study_uid,
-                 "performer_only": d.rule.workitem.performer_only, "trigger": "on_store"} for d in keep]
+        cols = _RULE_COLUMNS
+        rows = [{"workitem_uid": d.uid, **dict(zip(cols, _rule_record(d), strict=True))} for d in keep]
         stmt = pg_insert(rule_workitems)
-        cols = ("rule", "study_uid", "performer_only", "trigger")
         stmt = stmt.on_conflict_do_update(
             index_elements=["workitem_uid"], set_={c: stmt.excluded[c] for c in cols},
             where=tuple_(*(rule_workitems.c[c] for c in cols)).is_distinct_from(
@@ -305,8 +314,13 @@ class Reconciler:
 
 
 def _rule_record(d: Derived) -> tuple[Any, ...]:
-    """The rule_workitems values of a derived workitem (in ``_RULE_RECORD`` order)."""
-    return d.rule.id, d.study_uid, d.rule.workitem.performer_only, "on_store"
+    """The rule_workitems values of a derived workitem (in ``_RULE_COLUMNS`` order)."""
+    return d.rule.id, d.study_uid, d.rule.workitem.performer_only, d.rule.workitem.claim_role, "on_store"
+
+
+def _group(d: Derived) -> tuple[str | None, bool]:
+    """The group a derived workitem is in, and whether its readers must be distinct."""
+    return d.rule.workitem.group, d.rule.workitem.distinct_readers
 
 
 async def lock_studies(conn: AsyncConnection, study_uids: list[str]) -> None:

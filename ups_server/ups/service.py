@@ -270,17 +270,19 @@ class UPSService:
         return Result(uid, ds)
 
     async def amend_many_in(self, conn: AsyncConnection, amended: list[tuple[dict[str, Any], JsonDataset]],
-                            read_groups: dict[str, str | None] | None = None) -> list[str]:
+                            groups: dict[str, tuple[str | None, bool]] | None = None) -> list[str]:
         """SCP-side changes of many SCHEDULED workitems (``rules apply``) whose rows ``conn``
         holds locked: (row, new dataset) written in one statement, only while still SCHEDULED;
-        ``read_groups`` moves workitems to another group. Listeners see "updated". The UIDs written."""
+        ``groups`` moves workitems to another (read group, distinct readers). Listeners see "updated".
+        The UIDs written."""
         if not amended:
             return []
         now = _now_dt()
         columns = []
         for row, ds in amended:
             ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", now)
-            columns.append({"read_group": (read_groups or {}).get(row["uid"], row["read_group"]), **index_columns(ds)})
+            group, distinct = (groups or {}).get(row["uid"], (row["read_group"], row["distinct_readers"]))
+            columns.append({"read_group": group, "distinct_readers": distinct, **index_columns(ds)})
         stmt = (update(workitems)
                 .where(workitems.c.uid == bindparam("b_uid"), workitems.c.state == SCHEDULED)
                 .values(**{k: bindparam("b_" + k) for k in columns[0]}, updated_at=func.now()))

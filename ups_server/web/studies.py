@@ -296,10 +296,11 @@ async def metadata(request: Request) -> Response:
 async def delete_study(request: Request) -> Response:
     """DELETE /studies/{study} (admin): the instances go (index and files) and the rules reconcile the
     study's workitems in the same transaction; the answer says what changed."""
-    if not principal_of(request).has(ADMIN):
+    principal = principal_of(request)
+    if not principal.has(ADMIN):
         return _problem(403, "deleting a study needs the admin role")
     study = request.path_params["study"]
-    deleted = await _ingest(request).delete_study(study)
+    deleted = await _ingest(request).delete_study(study, Actor.of(principal, client_address(request)))
     if deleted is None:
         return _problem(404, f"study {study} is not stored")
     body: dict[str, Any] = {"StudyInstanceUID": study, "instances": deleted.instances}
