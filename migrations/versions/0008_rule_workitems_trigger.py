@@ -1,16 +1,16 @@
 """rule_workitems: the trigger that made a workitem (rules apply cancels only on_store ones) and an
 index on study_uid (rules apply reads a batch of studies' rule workitems).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
