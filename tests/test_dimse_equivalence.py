@@ -23,6 +23,7 @@ from ups_server.dicom.dataset import to_pydicom
 from ups_server.dicom.uids import UPS_PULL, UPS_PUSH, UPS_QUERY, UPS_WATCH
 from ups_server.server import Server
 from ups_server.ups.errors import Outcome, Transaction, http_status
+from ups_server.ups.requests import UPSRequest
 
 from .dimse_client import Reply, UPSClient
 from .workitems import DICOM_JSON, code, el, new_workitem, performed_procedure, state_change
@@ -42,27 +43,27 @@ Prepare = Callable[[Server, str], Awaitable[None]]
 
 
 async def scheduled(server: Server, uid: str) -> None:
-    await server.ups.create(uid, new_workitem())
+    await server.ups.create(UPSRequest.direct(uid, new_workitem()))
 
 
 async def in_progress(server: Server, uid: str) -> None:
     await scheduled(server, uid)
-    await server.ups.change_state(uid, "IN PROGRESS", TXN, requester=READER)
+    await server.ups.change_state(UPSRequest.state_change(uid, "IN PROGRESS", TXN, READER))
 
 
 async def performed(server: Server, uid: str) -> None:
     await in_progress(server, uid)
-    await server.ups.update(uid, performed_procedure(), TXN)
+    await server.ups.update(UPSRequest.direct(uid, performed_procedure(), txn=TXN))
 
 
 async def completed(server: Server, uid: str) -> None:
     await performed(server, uid)
-    await server.ups.change_state(uid, "COMPLETED", TXN, requester=READER)
+    await server.ups.change_state(UPSRequest.state_change(uid, "COMPLETED", TXN, READER))
 
 
 async def canceled(server: Server, uid: str) -> None:
     await scheduled(server, uid)
-    await server.ups.request_cancel(uid, None, requester=READER)
+    await server.ups.request_cancel(UPSRequest.direct(uid, requester=READER))
 
 
 async def nothing(server: Server, uid: str) -> None:
@@ -76,7 +77,7 @@ async def second_read_of_study(server: Server, uid: str) -> None:
         for item in (first_read, uid):
             ds = new_workitem(**{"0020000D": el("UI", f"{uid}.0")})  # one study per prepared pair
             await server.ups.create_in(conn, item, ds, read_group="read")
-    await server.ups.change_state(first_read, "IN PROGRESS", OTHER_TXN, requester=READER)
+    await server.ups.change_state(UPSRequest.state_change(first_read, "IN PROGRESS", OTHER_TXN, READER))
 
 
 # ---- requests, each over both protocols ------------------------------------------------------
@@ -207,9 +208,9 @@ def corpus_uid(name: str) -> str:
 
 async def corpus(server: Server, uid: str) -> None:
     for name, ds in CORPUS.items():
-        await server.ups.create(corpus_uid(name), ds)
+        await server.ups.create(UPSRequest.direct(corpus_uid(name), ds))
         if name in CLAIMED:
-            await server.ups.change_state(corpus_uid(name), "IN PROGRESS", TXN, requester=READER)
+            await server.ups.change_state(UPSRequest.state_change(corpus_uid(name), "IN PROGRESS", TXN, READER))
 
 
 _VR = {"00741200": "CS", "00741204": "LO", "00741202": "LO", "00741000": "CS", "00100020": "LO",

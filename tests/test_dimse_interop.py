@@ -16,6 +16,7 @@ from pynetdicom.sop_class import (
 )
 
 from ups_server.dicom.uids import UPS_PULL, UPS_PUSH
+from ups_server.ups.requests import UPSRequest
 
 from .dimse_client import UPSClient
 from .workitems import code, el, new_workitem, performed_procedure, state_change
@@ -49,8 +50,8 @@ async def findscu(port: int, cwd: Path, *keys: str) -> list:
 
 async def test_pynetdicom_findscu_finds_workitems_by_performer_code(server, tmp_path):  # UPS-SOP-03
     for i, performer in enumerate(["RADIOLOGIST_1", "RADIOLOGIST_2", "RADIOLOGIST_1"]):
-        await server.ups.create(f"{ROOT}.1.{i}", _assigned_to(performer))
-    await server.ups.create(f"{ROOT}.1.9", new_workitem())  # nobody's
+        await server.ups.create(UPSRequest.direct(f"{ROOT}.1.{i}", _assigned_to(performer)))
+    await server.ups.create(UPSRequest.direct(f"{ROOT}.1.9", new_workitem()))  # nobody's
     _, port = server.dimse.address
     found = await findscu(port, tmp_path, f"{PERFORMER_KEY}=RADIOLOGIST_1", "SOPInstanceUID=",
                           "ProcedureStepState=")
@@ -72,7 +73,7 @@ async def test_findscu_without_keys_returns_every_match_by_uid(server, tmp_path)
     # Specific Character Set, which is never a key (UPS-FIND-06): the same query, no keys.
     uids = [f"{ROOT}.2.{i}" for i in range(3)]
     for uid in uids:
-        await server.ups.create(uid, new_workitem())
+        await server.ups.create(UPSRequest.direct(uid, new_workitem()))
     _, port = server.dimse.address
     found = await findscu(port, tmp_path, "SpecificCharacterSet=ISO_IR 100")
     assert [str(ds.SOPInstanceUID) for ds in found] == uids
@@ -81,7 +82,7 @@ async def test_findscu_without_keys_returns_every_match_by_uid(server, tmp_path)
 async def test_identifier_without_keys_over_each_find_model(server):
     # the same over UPS Pull, Watch and Query, with the final status Success (no C312 / C000)
     uid = f"{ROOT}.3.1"
-    await server.ups.create(uid, new_workitem())
+    await server.ups.create(UPSRequest.direct(uid, new_workitem()))
     host, port = server.dimse.address
     for model in (UnifiedProcedureStepPull, UnifiedProcedureStepWatch, UnifiedProcedureStepQuery):
         with UPSClient(host, port) as scu:

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 from pynetdicom.sop_class import UnifiedProcedureStepWatch
 
+from ups_server.ups.requests import UPSRequest
+
 from .dimse_client import UPSClient
 from .event_clients import UPS_PUSH, EventReceiver, EventSocket, Received
 from .events_support import (
@@ -224,7 +226,7 @@ async def test_http_change_reaches_dimse_subscriber(http, server, receiver):
 
 async def test_unknown_receiving_ae_over_dimse_is_c308(server):
     # UPS-SUB-09: N-ACTION Subscribe for an AE with no channel
-    await server.ups.create(uid(112), new_workitem())
+    await server.ups.create(UPSRequest.direct(uid(112), new_workitem()))
     status = await asyncio.to_thread(_subscribe_over_dimse, server, uid(112), "NOWHERE", False)
     assert status == 0xC308
 

@@ -283,7 +283,7 @@ async def test_dimse_identifier_same_matches_only_requested_keys(seeded, server)
         "0040A370": {"vr": "SQ", "Value": [{"00401001": {"vr": "SH", "Value": ["RP-1"]},
                                             "00080050": {"vr": "SH"}}]},
     }
-    results, remaining = await server.ups.search(query_from_identifier(identifier), for_dimse=True)
+    results, remaining = await server.ups.search(query_from_identifier(identifier))
     assert remaining == 0
     assert [set(ds) for ds in results] == [{"00080018", "00100010", "0040A370"}] * 2
     assert [value(ds, "00080018") for ds in results] == [A, B]

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from ups_server.db.tables import event_outbox
 from ups_server.ups.errors import Outcome, UPSError
+from ups_server.ups.requests import UPSRequest
 
 from .event_clients import EventSocket
 from .events_support import (
@@ -163,7 +164,7 @@ async def test_filtered_global_subscription_follows_the_search_matcher(http, ser
 
 async def test_dimse_subscriber_without_channel_is_c308(server):
     # UPS-SUB-09: a Receiving AE that is not in ae_table and has no WebSocket
-    await server.ups.create(uid(70), new_workitem())
+    await server.ups.create(UPSRequest.direct(uid(70), new_workitem()))
     with pytest.raises(UPSError) as err:
         await server.events.subscribe(uid(70), "NOWHERE", False)
     assert err.value.outcome is Outcome.UNKNOWN_RECEIVING_AE

@@ -9,7 +9,7 @@ database the nodes share (the same on every node).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,18 +23,19 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .config import Settings
 from .db.tables import blob_uploads, event_outbox, retrieve_jobs
 from .ups.attributes import CANCELED, COMPLETED, IN_PROGRESS, SCHEDULED
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from .server import Server
     from .ups.service import Change
 
 REGISTRY = CollectorRegistry()
@@ -78,25 +79,24 @@ async def on_change(conn: AsyncConnection, change: Change) -> None:
         COMPLETIONS.labels(change.state).inc()
 
 
-async def refresh(server: Server) -> None:
-    """Read the gauges: this process's pool and associations, the shared queues' depths."""
-    engine = server.database.engine
+async def refresh(engine: AsyncEngine | None, settings: Settings, dimse: Any) -> None:
+    """Read the gauges: this process's pool and associations (``dimse``: the DimseServer or None),
+    the shared queues' depths."""
     if engine is not None:
         pool = engine.pool
         in_use = pool.checkedout()  # type: ignore[attr-defined]
         DB_POOL.labels("in_use").set(in_use)
         DB_POOL.labels("idle").set(pool.checkedin())  # type: ignore[attr-defined]
-        await _queues(server)
-    dimse = getattr(server, "dimse", None)
+        await _queues(engine, settings)
     listeners = [getattr(dimse, name, None) for name in ("_listener", "_tls_listener")]
     DIMSE_ASSOCIATIONS.set(sum(len(lst.active_associations) for lst in listeners if lst is not None))
 
 
-async def _queues(server: Server) -> None:
+async def _queues(engine: AsyncEngine, settings: Settings) -> None:
     age = func.coalesce(func.extract("epoch", func.clock_timestamp() - func.min(event_outbox.c.created_at)), 0)
-    dimse_aets = list(server.settings.ae_table)  # DIMSE receivers; the other AEs listen on WebSockets
+    dimse_aets = list(settings.ae_table)  # DIMSE receivers; the other AEs listen on WebSockets
     ws = event_outbox.c.ws_delivered_at.is_(None) & event_outbox.c.aet.not_in(dimse_aets)
-    async with server.database.engine.connect() as conn:
+    async with engine.connect() as conn:
         for channel, where in (("websocket", ws), ("dimse", event_outbox.c.dimse_pending)):
             count, oldest = (await conn.execute(select(func.count(), age).where(where))).one()
             OUTBOX_DEPTH.labels(channel).set(count)
@@ -110,7 +110,8 @@ async def _queues(server: Server) -> None:
 
 
 async def endpoint(request: Request) -> Response:
-    await refresh(request.app.state.server)
+    root = request.app.state.root  # the composition root (web.app.Root)
+    await refresh(root.services.engine if root.services else None, root.settings, root.dimse)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -78,32 +78,14 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-class _RulesOnlyServer:
-    """The database, the UPS service and the rules, without the network front-ends."""
-
-    @staticmethod
-    def make(settings: Settings):
-        from .server import Server
-
-        class Headless(Server):
-            def _build_components(self):
-                """No listeners or dispatchers for a CLI run; the event listener still writes
-                the outbox rows (in the rules' transactions) that the running server delivers."""
-                try:
-                    from .events.component import Events
-                except ImportError:
-                    return []
-                self.events = Events(self)
-                return []
-
-        return Headless(settings)
-
-
 def _run_headless(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
-    """``work(server)`` on an opened headless server; exit 1 on a broken rule file."""
+    """``work(server)`` on the opened root without its network parts; exit 1 on a broken rule file.
+    The events service still writes the outbox rows (in the rules' transactions) that a running
+    server delivers."""
     from .rules.errors import RuleFileError
+    from .server import Server
 
-    server = _RulesOnlyServer.make(settings)
+    server = Server(settings, network=False)  # the database, the services and the rules; no listeners
 
     async def run() -> int:
         try:
@@ -125,7 +107,7 @@ def run_apply(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(server) -> int:
         engine = server.database.engine
-        reconciler = Reconciler(server.rules)
+        reconciler = Reconciler(server.services.rules)
         studies = await scope(engine, study_uids=args.study, since=args.since, worklist_label=args.worklist_label)
         print(f"scope: {len(studies)} study(ies); {reconciler.derivation.describe()}")
         report = await reconciler.run(engine, studies, dry_run=args.dry_run)

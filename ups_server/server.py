@@ -1,4 +1,9 @@
-"""The running server: database, services, and the protocol front-ends, started and stopped together."""
+"""The composition root: the database, the services and the network parts, built here in
+explicit order and handed only what each uses; started and stopped together.
+
+No other module imports ``Server``: components receive ``Services`` and ``Settings``. The
+``rules apply`` CLI uses the same root without the network parts (``network=False``).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,27 @@ import logging
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import metrics
+from .audit.hooks import stored as audit_stored
 from .auth.oidc import build_verifier
 from .auth.settings import open_mode_warning
 from .config import Settings
 from .db import migrate
 from .db.engine import Database
+from .db.supervisor import EmbeddedSupervisor
+from .dimse.server import DimseServer
+from .events.component import Events
+from .ingest.blobs import open_blob_store
+from .ingest.parse import InflateLimits
 from .ingest.service import IngestService
-from .ingest.setup import build_ingest
 from .reading.skips import SkipGuard
+from .retrieve.worker import RetrieveWorker
+from .rules.guard import PerformerGuard
+from .rules.reconcile import Reconciler
+from .rules.wiring import build_engine
+from .services import Services
 from .ups.service import UPSService
 
 log = logging.getLogger(__name__)
@@ -29,26 +45,68 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
+def build_services(settings: Settings, engine: AsyncEngine) -> Services:
+    """The services, in dependency order. Listeners run in the order added, inside the change's
+    transaction: metrics count claims and completions; the rules subscribe to ingest (on_store,
+    after the audit row) and to UPS changes (on_completed) and guard claims; the events listener
+    turns every change into outbox rows."""
+    ups = UPSService(engine, default_worklist_label=settings.worklist_label)
+    ups.add_listener(metrics.on_change)
+    ingest = IngestService(engine, open_blob_store(settings.blob_store, settings.data_dir),
+                           settings.blob_orphan_grace,
+                           InflateLimits(settings.max_inflated_size, settings.max_inflate_ratio))
+    ingest.on_store.append(audit_stored)  # the audit row of each stored study, in the store transaction
+    rules = build_engine(settings, ups)  # RuleFileError when a rule file is wrong
+    ingest.on_store.append(rules.on_store)
+    ingest.on_delete.append(Reconciler(rules).on_delete)  # a deleted study's workitems
+    ups.add_listener(rules.on_change)
+    ups.claim_guards.append(PerformerGuard())
+    ups.claim_guards.append(SkipGuard(settings.skip_hold))  # a skipped read is not offered back at once
+    events = Events(engine, settings)
+    ups.add_listener(events.on_change, events.on_changes)
+    events.housekeeper.jobs += [ingest.remove_orphans, ingest.remove_stale_spool]
+    retrieve = RetrieveWorker(engine, ingest, settings)
+    return Services(engine=engine, ups=ups, ingest=ingest, events=events, rules=rules, retrieve=retrieve)
+
+
 class Server:
-    """Owns the database and the services; front-ends (HTTP, DIMSE) call into ``self.ups``.
+    """Owns the database, the services and (with ``network``) the components that serve them.
 
     ``open()`` starts the (embedded) database, migrates, builds the services and starts the
     components; ``close()`` stops them in reverse order. The HTTP app calls both from its lifespan.
+    Without ``network`` nothing listens or delivers: the events service still writes the outbox
+    rows (in the rules' transactions) that a running server delivers.
     """
 
-    def __init__(self, settings: Settings, database: Database | None = None):
+    def __init__(self, settings: Settings, database: Database | None = None, *, network: bool = True):
         self.settings = settings
         self.database = database or Database(settings.database_url, settings.data_dir, settings.db_pool_size)
         self._owns_database = database is None
-        self.ups: UPSService | None = None
-        self.ingest: IngestService | None = None  # stored instances + on_store rules
-        self.rules = None  # the loaded rule set (rules.engine.RuleEngine)
+        self.network = network
+        self.services: Services | None = None
         self.components: list[Component] = []
-        self.dimse = None  # the DimseServer when settings.dimse_port is set
-        self.events = None  # events.component.Events: subscriptions and event delivery
-        self.retrieve = None  # retrieve.worker.RetrieveWorker: jobs pulling studies from the archives
+        self.dimse: DimseServer | None = None  # when settings.dimse_port is set
         self.ready = False
         self.verifier = build_verifier(settings)  # OIDC bearer tokens (None: --auth none)
+
+    # the services by name, for callers that hold the root (tests, the CLI)
+    @property
+    def ups(self) -> UPSService:
+        return self._services.ups
+
+    @property
+    def ingest(self) -> IngestService:
+        return self._services.ingest
+
+    @property
+    def events(self) -> Events:
+        return self._services.events
+
+    @property
+    def _services(self) -> Services:
+        if self.services is None:
+            raise RuntimeError("the server is not open")
+        return self.services
 
     async def open(self) -> None:
         warning = open_mode_warning(self.settings)
@@ -59,47 +117,33 @@ class Server:
         engine = self.database.engine
         if self.settings.migrate:
             await migrate.upgrade(engine)
-        self.ups = UPSService(engine, default_worklist_label=self.settings.worklist_label)
-        self.ups.add_listener(metrics.on_change)
-        self.ingest = build_ingest(self)
-        await self.ingest.blobs.check()
-        self.ups.claim_guards.append(SkipGuard(self.settings.skip_hold))
-        self.components = self._build_components()
+        self.services = build_services(self.settings, engine)
+        await self.services.ingest.blobs.check()
+        self.components = self._network_components(self.services) if self.network else []
         for component in self.components:
             await component.start()
         self.ready = True
         log.info("ups-server ready")
 
-    def _build_components(self) -> list[Component]:
-        """The optional parts, in start order (rules before the front-ends that feed them)."""
+    def _network_components(self, services: Services) -> list[Component]:
+        """In start order: the embedded database's supervisor (it brings the database back for
+        the others), event delivery, the DIMSE listener(s), the retrieve jobs (after DIMSE, so
+        they stop first: stores of a C-MOVE under way still land)."""
         components: list[Component] = []
-        if self.database.embedded is not None:  # first: it brings the database back for the others
-            from .db.supervisor import EmbeddedSupervisor
-
+        if self.database.embedded is not None:
             components.append(EmbeddedSupervisor(self.database))
-        from .events.component import Events
-
-        self.events = Events(self)
-        if self.ingest is not None:
-            self.events.housekeeper.jobs += [self.ingest.remove_orphans, self.ingest.remove_stale_spool]
-        components.append(self.events)
+        components.append(services.events)
         if self.settings.dimse_port or self.settings.dimse_tls_port:
-            from .dimse.server import DimseServer
-
-            self.dimse = DimseServer(self)
+            self.dimse = DimseServer(services, self.settings, self.verifier)
             components.append(self.dimse)
-        from .retrieve.worker import RetrieveWorker
-
-        # after DIMSE, so it stops first: stores of a C-MOVE under way still land
-        self.retrieve = RetrieveWorker(self.database.engine, self.ingest, self.settings)
-        components.append(self.retrieve)
+        components.append(services.retrieve)
         return components
 
     async def announce_shutdown(self) -> None:
         """Tell subscribers the SCP is GOING DOWN while their connections are still open (the
         HTTP server calls this before it closes WebSockets; ``close()`` does it otherwise)."""
-        if self.events is not None:
-            await self.events.announce_shutdown()
+        if self.services is not None and self.network:
+            await self.services.events.announce_shutdown()
 
     async def close(self) -> None:
         self.ready = False

@@ -63,10 +63,12 @@ class Query:
     """Matching keys plus what to return and which page.
 
     ``keys``: top-level matches. ``include``: extra top-level tags to return (HTTP includefield);
-    ``include_all``: return whole datasets. For DIMSE the keys are also the only return keys.
+    ``include_all``: return whole datasets. ``keys_are_returned``: the keys are also the only
+    return keys (a C-FIND identifier); else the Search return keys (PS3.18) are given too.
     """
 
     keys: list[Match] = field(default_factory=list)
+    keys_are_returned: bool = False
     include: list[str] = field(default_factory=list)
     include_all: bool = False
     fuzzy: bool = False
@@ -312,4 +314,4 @@ def query_from_identifier(ds: dict) -> Query:
     (return keys); a sequence item's keys are sequence matching; UID lists are multiple values."""
     if not isinstance(ds, dict):
         raise QueryError("the identifier must be a DICOM JSON object")
-    return Query(keys=_identifier_keys(ds, True))
+    return Query(keys=_identifier_keys(ds, True), keys_are_returned=True)

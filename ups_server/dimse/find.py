@@ -1,4 +1,4 @@
-"""C-FIND on UPS Pull, Watch and Query: the one matcher (``server.ups.search``), one Pending
+"""C-FIND on UPS Pull, Watch and Query: the one matcher (``services.ups.search``), one Pending
 response per match holding only the requested keys; C-CANCEL honoured between responses."""
 
 from __future__ import annotations
@@ -69,4 +69,4 @@ def make_find_handler(dimse: DimseServer):
 
 
 def _search(dimse: DimseServer, query: Any, offset: int) -> tuple[list[dict], int]:
-    return dimse.bridge.call(dimse.server.ups.search(query, offset=offset, limit=PAGE, for_dimse=True))
+    return dimse.bridge.call(dimse.services.ups.search(query, offset=offset, limit=PAGE))

@@ -32,7 +32,7 @@ _ATTRIBUTE = "ups_principal"
 class AssociationIdentity:
     def __init__(self, dimse: DimseServer):
         self.dimse = dimse
-        self.verifier = getattr(dimse.server, "verifier", None)
+        self.verifier = dimse.verifier
         self.ae_roles = {aet.strip(): frozenset(ae_roles_of(roles))
                          for aet, roles in dimse.settings.ae_roles.items()}
 
@@ -71,7 +71,7 @@ class AssociationIdentity:
         requestor = event.assoc.requestor
         actor = Actor(ae_title=requestor.ae_title.strip(), address=requestor.address)
         try:
-            self.dimse.bridge.call(record_now(self.dimse.server.database.engine, USER_AUTHENTICATION, actor,
+            self.dimse.bridge.call(record_now(self.dimse.services.engine, USER_AUTHENTICATION, actor,
                                               "authentication", outcome=MINOR_FAILURE,
                                               detail=f"user identity (JWT): {reason}"))
         except Exception:

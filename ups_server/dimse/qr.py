@@ -74,7 +74,7 @@ def _readable(dimse: DimseServer, principal: Principal, studies: list[str]) -> l
 
 def _ingest(dimse: DimseServer) -> IngestService:
     """The stored studies (index and files)."""
-    return dimse.server.ingest
+    return dimse.services.ingest
 
 
 def _failure(code: int, comment: str) -> Dataset:

@@ -10,20 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pynetdicom import AE, evt
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
+from ..auth.oidc import OIDCVerifier
+from ..config import Settings
+from ..services import Services
 from .bridge import Bridge
 from .contexts import add_requested_contexts, add_supported_contexts
 from .reactor import install as install_quiet_reactor
 from .store import handle_echo, make_store_handler
-
-if TYPE_CHECKING:
-    from ..server import Server
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,12 @@ def quiet_pynetdicom() -> None:
 
 
 class DimseServer:
-    """The DIMSE front-end of ``server`` (a ``ups_server.server.Server``)."""
+    """The DIMSE front-end of the services."""
 
-    def __init__(self, server: Server):
-        self.server = server
-        self.settings = server.settings
+    def __init__(self, services: Services, settings: Settings, verifier: OIDCVerifier | None = None):
+        self.services = services
+        self.settings = settings
+        self.verifier = verifier  # OIDC tokens in User Identity Negotiation (None: --auth none)
         self.ae = AE(ae_title=self.settings.ae_title)
         self.ae.maximum_associations = MAX_ASSOCIATIONS
         self.ae.network_timeout = 120

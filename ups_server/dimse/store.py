@@ -1,10 +1,9 @@
-"""C-ECHO and C-STORE handlers: C-STORE hands the instance to ``server.ingest``."""
+"""C-ECHO and C-STORE handlers: C-STORE hands the instance to ``services.ingest``."""
 
 from __future__ import annotations
 
-import inspect
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydicom import Dataset
 from pynetdicom.events import Event
@@ -32,13 +31,6 @@ def _failure(code: int, comment: str) -> Dataset:
     return rsp
 
 
-async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    result = fn(*args, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
 def _affected_sop_instance(event: Event) -> str:
     try:
         return str(event.request.AffectedSOPInstanceUID)
@@ -48,10 +40,7 @@ def _affected_sop_instance(event: Event) -> str:
 
 def make_store_handler(dimse: DimseServer):
     def handle_store(event: Event) -> int | Dataset:
-        ingest = getattr(dimse.server, "ingest", None)
-        if ingest is None:
-            log.warning("C-STORE from %s refused: this server has no ingest service", event.assoc.requestor.ae_title)
-            return _failure(status.STORE_CANNOT_UNDERSTAND, "no ingest service is configured")
+        ingest = dimse.services.ingest
         requestor = event.assoc.requestor
         principal = dimse.identity.principal(event.assoc)
         if not principal.has(INGEST):
@@ -74,8 +63,8 @@ def make_store_handler(dimse: DimseServer):
             log.warning("C-STORE: cannot decode the dataset: %s", exc)
             return _failure(status.STORE_CANNOT_UNDERSTAND, f"cannot decode the dataset: {exc}")
         try:
-            dimse.bridge.call(_call(ingest.store, ds, source_ae=requestor.ae_title,
-                                    source_host=requestor.address, receiving_ae=event.assoc.acceptor.ae_title))
+            dimse.bridge.call(ingest.store(ds, source_ae=requestor.ae_title, source_host=requestor.address,
+                                           receiving_ae=event.assoc.acceptor.ae_title))
         except ValueError as exc:  # IngestError: refused for a stated reason, with its status
             reason = getattr(exc, "reason", None) or str(exc)
             code = getattr(exc, "status", None) or status.STORE_DATASET_DOES_NOT_MATCH

@@ -1,8 +1,8 @@
-"""UPS N-CREATE / N-SET / N-GET / N-ACTION handlers: thin adapters over ``server.ups``.
+"""UPS N-CREATE / N-SET / N-GET / N-ACTION handlers: thin adapters over ``services.ups``.
 
 The SOP class named in a request is not checked against the presentation context, so
 N-SET/N-GET/N-ACTION naming UPS Push on a Pull or Watch context are accepted (UPS-SOP-02).
-The requester of a state change or cancel request is the calling AE title.
+The requester of every request is the calling AE title.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION
 from ..dicom.validation import InvalidDataset, JsonLimits, validate
 from ..ups import tags as t
 from ..ups.errors import Outcome, UPSError
+from ..ups.requests import TxnCandidate, TxnSource, UPSRequest
+from ..ups.service import UPSService
 from .replies import call, of_error, processing_failure, status
 
 if TYPE_CHECKING:
@@ -36,6 +38,12 @@ def _requester(event: Event) -> str:
     return event.assoc.requestor.ae_title.strip()
 
 
+def ups_request(event: Event, uid: str | None, dataset: JsonDataset) -> UPSRequest:
+    """The UPS request of a DIMSE message: the Transaction UID travels in the dataset only."""
+    txn = first(dataset, t.TRANSACTION_UID)
+    return UPSRequest(uid, dataset, (TxnCandidate(txn, TxnSource.DATASET),) if txn else (), _requester(event))
+
+
 def _without_txn(ds: JsonDataset) -> JsonDataset:
     return {k: v for k, v in ds.items() if k != t.TRANSACTION_UID}
 
@@ -47,8 +55,8 @@ class UPSHandlers:
         self.dimse = dimse
 
     @property
-    def ups(self) -> Any:
-        return self.dimse.server.ups
+    def ups(self) -> UPSService:
+        return self.dimse.services.ups
 
     def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self.dimse.bridge.call(call(fn, *args, **kwargs))
@@ -67,7 +75,7 @@ class UPSHandlers:
 
     def _dataset(self, ds: Dataset) -> JsonDataset:
         """A request's dataset as DICOM JSON, within the size limits of the settings."""
-        return validate(from_pydicom(ds), JsonLimits.of(self.dimse.server.settings))
+        return validate(from_pydicom(ds), JsonLimits.of(self.dimse.settings))
 
     # ---- N-CREATE ------------------------------------------------------------------------
 
@@ -75,8 +83,7 @@ class UPSHandlers:
         def body() -> Reply:
             uid = event.request.AffectedSOPInstanceUID
             ds = self._dataset(event.attribute_list)
-            result = self._run(self.ups.create, str(uid) if uid else None, ds,
-                               requester=_requester(event))
+            result = self._run(self.ups.create, ups_request(event, str(uid) if uid else None, ds))
             outcome = result.warning or Outcome.SUCCESS
             rsp, reply = status(outcome, result.detail), to_pydicom(_without_txn(result.dataset))
             if not uid:  # assigned here: the response names it (PS3.7 10.1.5.1.4)
@@ -93,7 +100,7 @@ class UPSHandlers:
         def body() -> Reply:
             uid = str(event.request.RequestedSOPInstanceUID)
             ds = self._dataset(event.modification_list)
-            result = self._run(self.ups.update, uid, ds, first(ds, t.TRANSACTION_UID))
+            result = self._run(self.ups.update, ups_request(event, uid, ds))
             return status(result.warning or Outcome.SUCCESS, result.detail), None
 
         return self._guard("N-SET", body)
@@ -122,14 +129,9 @@ class UPSHandlers:
             action = event.request.ActionTypeID
             uid = str(event.request.RequestedSOPInstanceUID)
             info = self._dataset(event.action_information) if event.request.ActionInformation else {}
-            if action == CHANGE_STATE:
-                if not first(info, t.PROCEDURE_STEP_STATE):
-                    raise UPSError(Outcome.MISSING_ATTRIBUTE, "ProcedureStepState (0074,1000) is required")
-                result = self._run(self.ups.change_state, uid, first(info, t.PROCEDURE_STEP_STATE),
-                                   first(info, t.TRANSACTION_UID), requester=_requester(event))
-                return status(result.warning or Outcome.SUCCESS, result.detail), None
-            if action == REQUEST_CANCEL:
-                result = self._run(self.ups.request_cancel, uid, info, requester=_requester(event))
+            if action in (CHANGE_STATE, REQUEST_CANCEL):
+                operation = self.ups.change_state if action == CHANGE_STATE else self.ups.request_cancel
+                result = self._run(operation, ups_request(event, uid, info))
                 return status(result.warning or Outcome.SUCCESS, result.detail), None
             if action in (SUBSCRIBE, UNSUBSCRIBE, SUSPEND_GLOBAL):
                 return self._subscription(action, uid, info), None
@@ -138,10 +140,8 @@ class UPSHandlers:
         return self._guard("N-ACTION", body)
 
     def _subscription(self, action: int, uid: str, info: JsonDataset) -> Dataset:
-        """N-ACTION 3/4/5, delegated to ``server.events`` (C315 when the server has none)."""
-        events = getattr(self.dimse.server, "events", None)
-        if events is None:
-            raise UPSError(Outcome.EVENTS_NOT_SUPPORTED)
+        """N-ACTION 3/4/5, delegated to ``services.events``."""
+        events = self.dimse.services.events
         aet = first(info, t.RECEIVING_AE)
         if not aet:
             raise UPSError(Outcome.MISSING_ATTRIBUTE, "Receiving AE (0074,1234) is required")

@@ -1,8 +1,9 @@
-"""``Events``: the server component for subscriptions and event delivery (``server.events``).
+"""``Events``: the service for subscriptions and event delivery (``services.events``).
 
 The DIMSE N-ACTION handler and the UPS-RS routes call ``subscribe`` / ``unsubscribe`` /
-``suspend_global``; a UPSService listener turns every workitem change (UPS-RS, DIMSE, rules)
-into outbox rows inside the change's transaction; the dispatchers deliver them.
+``suspend_global``; ``on_change``, a UPSService listener (added by the root), turns every
+workitem change (UPS-RS, DIMSE, rules) into outbox rows inside the change's transaction; the
+dispatchers deliver them while the component is started.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..config import Settings
 from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change
 from . import messages, outbox
@@ -25,27 +26,21 @@ from .subscriptions import Subscriptions
 from .triggers import change_events, creation_events
 from .websocket import WebSocketDispatcher
 
-if TYPE_CHECKING:
-    from ..server import Server
-
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DELIVERY_SECONDS = 3.0
 
 
 class Events:
-    def __init__(self, server: Server):
-        assert server.ups is not None and server.database.engine is not None
-        self.settings = server.settings
-        self.engine = server.database.engine
-        s = self.settings
+    def __init__(self, engine: AsyncEngine, settings: Settings):
+        self.settings = s = settings
+        self.engine = engine
         self.subscriptions = Subscriptions(self.engine, self.dimse_aets)
         self.websockets = WebSocketDispatcher(self.engine, s.event_replay_seconds, s.event_queue_size)
         self.dimse = DimseDispatcher(self.engine, s, s.event_replay_seconds)
         self.notifier = Notifier(self.engine.url, self.wake)
         self.housekeeper = Housekeeper(self.engine, s.housekeeping_interval, s.purge_completed_after,
                                        s.purge_canceled_after, s.event_replay_seconds)
-        server.ups.add_listener(self.on_change, self.on_changes)
         self._announced = False
 
     def dimse_aets(self) -> set[str]:

@@ -1,4 +1,4 @@
-"""Load the configured rules and attach them to the ingest and UPS services."""
+"""Load the configured rules (the root, ``server.py``, subscribes them to ingest and UPS changes)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ from typing import TYPE_CHECKING
 from ..config import Settings
 from ..paths import rules_dir
 from .engine import RuleEngine
-from .guard import PerformerGuard
 from .loader import load_rules
-from .reconcile import Reconciler
 
 if TYPE_CHECKING:
-    from ..ingest.service import IngestService
-    from ..server import Server
     from ..ups.service import UPSService
 
 DEFAULT_RULES = "double-reading.yaml"
@@ -33,12 +29,3 @@ def build_engine(settings: Settings, ups: UPSService) -> RuleEngine:
     """The RuleEngine for ``settings.rules`` (RuleFileError when a rule file is wrong)."""
     return RuleEngine(load_rules(rules_path(settings)), ups, settings.ae_title, wado_base_url(settings))
 
-
-def install_rules(server: Server, ingest: IngestService) -> RuleEngine:
-    assert server.ups is not None
-    engine = build_engine(server.settings, server.ups)
-    ingest.on_store.append(engine.on_store)
-    ingest.on_delete.append(Reconciler(engine).on_delete)
-    server.ups.add_listener(engine.on_change)
-    server.ups.claim_guards.append(PerformerGuard())
-    return engine

@@ -257,10 +257,10 @@ def shape_dimse(ds: JsonDataset, keys: list[Match], top: bool = True) -> JsonDat
 
 
 async def search(
-    engine: AsyncEngine, query: Query, *, offset: int = 0, limit: int | None = None, for_dimse: bool = False
+    engine: AsyncEngine, query: Query, *, offset: int = 0, limit: int | None = None
 ) -> tuple[list[JsonDataset], int]:
-    """The matching datasets in creation order, shaped for HTTP or DIMSE, and how many more
-    matches there are after this page."""
+    """The matching datasets in creation order, shaped as the query asks (C-FIND: the keys only;
+    Search: the return keys too), and how many more matches there are after this page."""
     where = where_clause(query)
     async with engine.connect() as conn:
         rows: list[Any] = []
@@ -273,7 +273,7 @@ async def search(
         if limit is not None and len(rows) == limit:  # a full page: count what follows it
             total = (await conn.execute(select(func.count()).select_from(workitems).where(where))).scalar_one()
             remaining = max(0, total - offset - len(rows))
-    if for_dimse:
+    if query.keys_are_returned:
         return [shape_dimse(ds, query.keys) for ds in rows], remaining
     return [shape_http(ds, query) for ds in rows], remaining
 

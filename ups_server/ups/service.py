@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..db.tables import cancel_requests, skipped_reads, workitems
 from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.datetime import format_dt
+from ..dicom.query import Query
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION, UPS_PUSH, is_valid_uid, new_uid
 from . import tags as t
 from .attributes import (
@@ -36,6 +37,8 @@ from .attributes import (
 )
 from .columns import index_columns
 from .errors import Outcome, UPSError
+from .requests import UPSRequest
+from .search import search, where_clause
 from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, Txn, compare_txn
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,7 @@ class Result:
     dataset: JsonDataset | None = None
     warning: Outcome | None = None
     detail: str | None = None
+    transaction_uid: str | None = None  # claim-next: the Transaction UID the claim holds
 
 
 def _now_dt() -> str:
@@ -145,10 +149,10 @@ class UPSService:
 
     # ---- create ---------------------------------------------------------------------------
 
-    async def create(self, uid: str | None, dataset: JsonDataset, requester: str | None = None) -> Result:
-        """N-CREATE / POST /workitems. ``uid`` None -> taken from (0008,0018) or generated."""
+    async def create(self, request: UPSRequest) -> Result:
+        """N-CREATE / POST /workitems. No workitem UID -> taken from (0008,0018) or generated."""
         async with self.engine.begin() as conn:
-            return await self.create_in(conn, uid, dataset, requester=requester)
+            return await self.create_in(conn, request.workitem_uid, request.dataset, requester=request.requester)
 
     async def create_in(
         self,
@@ -227,9 +231,10 @@ class UPSService:
 
     # ---- update ---------------------------------------------------------------------------
 
-    async def update(self, uid: str, dataset: JsonDataset, transaction_uid: str | None) -> Result:
+    async def update(self, request: UPSRequest) -> Result:
         """N-SET / POST /workitems/{uid} (UPS-SET-01..14): all or nothing."""
-        changes = validate_set(copy.deepcopy(dataset))
+        uid, transaction_uid = _addressed(request), transaction_uid_of(request)
+        changes = validate_set(copy.deepcopy(request.dataset))
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
             decision = UPDATE[(row["state"], compare_txn(transaction_uid, row["state"], row["transaction_uid"]))]
@@ -295,10 +300,13 @@ class UPSService:
 
     # ---- change state ---------------------------------------------------------------------
 
-    async def change_state(
-        self, uid: str, requested: str, transaction_uid: str | None, requester: str | None = None
-    ) -> Result:
-        """N-ACTION type 1 / PUT /workitems/{uid}/state (Table CC.1.1-2)."""
+    async def change_state(self, request: UPSRequest) -> Result:
+        """N-ACTION type 1 / PUT /workitems/{uid}/state (Table CC.1.1-2): the requested state is
+        the request dataset's Procedure Step State."""
+        uid, transaction_uid, requester = _addressed(request), transaction_uid_of(request), request.requester
+        requested = first(request.dataset, t.PROCEDURE_STEP_STATE)
+        if not requested:
+            raise UPSError(Outcome.MISSING_ATTRIBUTE, "ProcedureStepState (0074,1000) is required")
         if requested not in STATES:
             raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
                            f"ProcedureStepState (0074,1000) {requested!r} is not one of "
@@ -350,9 +358,10 @@ class UPSService:
 
     # ---- request cancellation -------------------------------------------------------------
 
-    async def request_cancel(self, uid: str, info: JsonDataset | None, requester: str | None = None) -> Result:
-        """N-ACTION type 2 / POST /workitems/{uid}/cancelrequest (UPS-CANCEL-01..08)."""
-        info = dict(info or {})
+    async def request_cancel(self, request: UPSRequest) -> Result:
+        """N-ACTION type 2 / POST /workitems/{uid}/cancelrequest (UPS-CANCEL-01..08); the request
+        dataset is the cancel request's information (reason, contact)."""
+        uid, info, requester = _addressed(request), dict(request.dataset), request.requester
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
             decision = REQUEST_CANCEL[row["state"]]
@@ -387,20 +396,16 @@ class UPSService:
 
     # ---- claim next (extension) -----------------------------------------------------------
 
-    async def claim_next(
-        self,
-        where: ColumnElement[bool] | None,
-        transaction_uid: str | None,
-        requester: str | None = None,
-        attempts: int = 5,
-    ) -> Result | None:
-        """Claim the first SCHEDULED workitem matching ``where`` in claim order (priority,
-        start datetime, creation order), skipping rows another claimer holds. None when none."""
-        txn = transaction_uid or new_uid()
+    async def claim_next(self, request: UPSRequest, query: Query | None = None, attempts: int = 5) -> Result | None:
+        """Claim the first SCHEDULED workitem matching ``query`` in claim order (priority, start
+        datetime, creation order), skipping rows another claimer holds. None when none. Without a
+        Transaction UID in the request the server generates one (the result's dataset holds it)."""
+        txn, requester = transaction_uid_of(request) or new_uid(), request.requester
+        where = where_clause(query) if query is not None else None
         for _ in range(attempts):
             try:
                 async with self.engine.begin() as conn:
-                    query = (
+                    stmt = (
                         select(workitems)
                         .where(workitems.c.state == SCHEDULED, where if where is not None else true())
                         .order_by(workitems.c.priority_rank, workitems.c.start_dt.nulls_last(), workitems.c.seq)
@@ -408,24 +413,27 @@ class UPSService:
                         .with_for_update(skip_locked=True)
                     )
                     if requester:
-                        query = query.where(~reader_holds_read(requester))
+                        stmt = stmt.where(~reader_holds_read(requester))
                     for guard in self.claim_guards:
                         allowed = guard.claimable(requester)
                         if allowed is not None:
-                            query = query.where(allowed)
-                    row = (await conn.execute(query)).mappings().first()
+                            stmt = stmt.where(allowed)
+                    row = (await conn.execute(stmt)).mappings().first()
                     if row is None:
                         return None
-                    return await self._change_state_locked(conn, dict(row), IN_PROGRESS, txn, requester)
+                    result = await self._change_state_locked(conn, dict(row), IN_PROGRESS, txn, requester)
+                    result.transaction_uid = txn
+                    return result
             except IntegrityError as exc:  # the same reader raced itself onto two reads of a study
                 if "workitems_one_read_per_reader" not in str(exc.orig):
                     raise
         return None
 
-    async def skip(self, uid: str, transaction_uid: str | None) -> Result:
+    async def skip(self, request: UPSRequest) -> Result:
         """Extension (not in PS3.4): the performer gives an IN PROGRESS workitem back to the pool
         (SCHEDULED again, no Transaction UID, no reader), recorded in ``skipped_reads`` so that
         claim-next does not offer it to that reader again for a while (reading/skips.py)."""
+        uid, transaction_uid = _addressed(request), transaction_uid_of(request)
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
             if row["state"] != IN_PROGRESS:
@@ -476,13 +484,27 @@ class UPSService:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(workitems.c.transaction_uid).where(workitems.c.uid == uid))).scalar()
 
-    async def search(
-        self, query: Any, *, offset: int = 0, limit: int | None = None, for_dimse: bool = False
-    ) -> tuple[list[JsonDataset], int]:
-        """C-FIND / GET /workitems: (datasets of this page, count of further matches)."""
-        from .search import search
+    async def search(self, query: Query, *, offset: int = 0, limit: int | None = None) -> tuple[list[JsonDataset], int]:
+        """C-FIND / GET /workitems: (datasets of this page, count of further matches), each shaped
+        as the query asks (``Query.returns``)."""
+        return await search(self.engine, query, offset=offset, limit=limit)
 
-        return await search(self.engine, query, offset=offset, limit=limit, for_dimse=for_dimse)
+
+def _addressed(request: UPSRequest) -> str:
+    if not request.workitem_uid:
+        raise UPSError(Outcome.MISSING_ATTRIBUTE, "the request names no workitem")
+    return request.workitem_uid
+
+
+def transaction_uid_of(request: UPSRequest) -> str | None:
+    """The one Transaction UID of a request; two different ones are refused, naming where
+    each came from (UPS-TXN-10)."""
+    candidates = {c.uid: c for c in request.transaction_uids}
+    if len(candidates) > 1:
+        a, b = list(candidates.values())[:2]
+        raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
+                       f"two different Transaction UIDs: {a.uid} in {a.source.value}, {b.uid} in {b.source.value}")
+    return next(iter(candidates), None)
 
 
 _OTHER = workitems.alias("other")  # built once: an alias costs a column collection each time

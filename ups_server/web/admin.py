@@ -10,6 +10,7 @@ from ..audit import AUDIT_LOG_USED, Actor, record_now
 from ..audit.query import parse_time, search
 from ..auth.http import client_address, principal_of
 from ..auth.principal import ADMIN
+from .context import services
 
 AUDIT_LIMIT_MAX = 10000
 
@@ -31,7 +32,7 @@ async def audit(request: Request) -> Response:
         return _problem(400, str(exc))
     if not 1 <= limit <= AUDIT_LIMIT_MAX:
         return _problem(400, f"limit must be 1 to {AUDIT_LIMIT_MAX}")
-    engine = request.app.state.server.database.engine
+    engine = services(request).engine
     rows = await search(engine, subject=q.get("subject"), workitem=q.get("workitem"), study=q.get("study"),
                         since=since, until=until, limit=limit)
     await record_now(engine, AUDIT_LOG_USED, Actor.of(principal, client_address(request)), "audit search",

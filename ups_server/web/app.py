@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,22 +16,41 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..audit import MINOR_FAILURE, USER_AUTHENTICATION, Actor, record_now
 from ..auth.http import Authenticate, client_address, principal_of
+from ..auth.oidc import OIDCVerifier
 from ..auth.proxies import TrustedProxies
+from ..config import Settings
 from ..db.faults import RETRY_AFTER_SECONDS, can_connect, database_unavailable
 from ..logs import RequestContext
 from ..metrics import HTTPMetrics
 from ..metrics import endpoint as metrics
-from ..server import Server
+from ..services import Services
 from . import admin, retrieve, studies, ui, workitems
 from .media import HTTPProblem
 
 log = logging.getLogger(__name__)
 
 
+class Root(Protocol):
+    """What the app needs of the composition root (``ups_server.server.Server``): its settings,
+    its services once open, and its lifetime."""
+
+    settings: Settings
+    services: Services | None
+    verifier: OIDCVerifier | None
+    dimse: Any  # the DimseServer (its associations are a metric), None without DIMSE
+    ready: bool
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def schema_ok(self) -> bool: ...
+
+
 async def health(request: Request) -> JSONResponse:
-    """200 when a new database connection can be opened now and the schema is migrated."""
-    server: Server = request.app.state.server
-    ok = server.ready and await can_connect(server.database.engine.url) and await server.schema_ok()
+    root: Root = request.app.state.root
+    ok = (root.ready and root.services is not None and await can_connect(root.services.engine.url)
+          and await root.schema_ok())
     return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
 
 
@@ -99,24 +119,27 @@ class InternalErrors:
             await response(scope, receive, send)
 
 
-def audit_failure(server: Server):
+def audit_failure(root: Root):
     """The Authenticate hook: a refused token is audited (User Authentication, minor failure)."""
 
     async def hook(scope: Scope, reason: str) -> None:
-        await record_now(server.database.engine, USER_AUTHENTICATION,
+        assert root.services is not None
+        await record_now(root.services.engine, USER_AUTHENTICATION,
                          Actor.of(principal_of(scope), client_address(scope)), "authentication",
                          outcome=MINOR_FAILURE, detail=f"{scope.get('method', 'WEBSOCKET')} {scope['path']}: {reason}")
 
     return hook
 
 
-def create_app(server: Server, manage_server: bool = True) -> Starlette:
-    """The ASGI app. With ``manage_server`` the lifespan opens and closes ``server``."""
+def create_app(server: Root, manage_server: bool = True) -> Starlette:
+    """The ASGI app. With ``manage_server`` the lifespan opens and closes ``server``; the routes
+    reach the services as ``app.state.services`` (``web/context.py``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         if manage_server:
             await server.open()
+        app.state.services = server.services
         try:
             yield
         finally:
@@ -136,6 +159,7 @@ def create_app(server: Server, manage_server: bool = True) -> Starlette:
                                on_failure=audit_failure(server))],
         exception_handlers={HTTPProblem: problem},
     )
-    app.state.server = server
+    app.state.root = server
+    app.state.services = server.services  # None until the lifespan opens the server
     app.state.settings = server.settings
     return app

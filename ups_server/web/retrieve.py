@@ -16,6 +16,7 @@ from ..dicom.query import QueryError, int_param
 from ..dicom.uids import is_valid_uid
 from ..retrieve import jobs
 from ..retrieve.worker import RetrieveWorker
+from .context import services
 from .media import HTTPProblem
 
 MAX_STUDIES = 1000  # per request
@@ -29,7 +30,7 @@ def may_retrieve(request: Request) -> bool:
 
 
 def _worker(request: Request) -> RetrieveWorker:
-    return request.app.state.server.retrieve
+    return services(request).retrieve
 
 
 def _check(request: Request) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..dicom.query import QueryError, parse_http_query
+from ..dicom.query import Query, QueryError, parse_http_query
 from ..dicom.uids import is_valid_uid
 from ..ups.errors import Transaction, UPSError
-from ..ups.search import where_clause
+from .context import services
 from .limits import more_results_warning, page_size
 from .media import HTTPProblem, dicom_response, error_response, negotiate, service_url
 
@@ -23,8 +22,8 @@ MULTIPLE_NOT_SUPPORTED = ("The multiplevaluematching parameter is not supported.
 _CLAIM_PARAMS = ("requester", "transaction-uid", "transaction", "includefield", "limit", "offset")
 
 
-def claim_filter(request: Request) -> ColumnElement[bool] | None:
-    """The search keys in the query string of POST /workitems/claim, as a WHERE clause."""
+def claim_query(request: Request) -> Query | None:
+    """The search keys in the query string of POST /workitems/claim (None: any workitem)."""
     keys = [
         (name, value) for name, value in request.query_params.multi_items()
         if name.lower() not in _CLAIM_PARAMS and not (not value and is_valid_uid(name))
@@ -32,7 +31,7 @@ def claim_filter(request: Request) -> ColumnElement[bool] | None:
     if not keys:
         return None
     try:
-        return where_clause(parse_http_query(keys))
+        return parse_http_query(keys)
     except QueryError as exc:
         raise HTTPProblem(400, f"invalid search key: {exc}") from None
 
@@ -45,7 +44,7 @@ async def search(request: Request) -> Response:
             query = parse_http_query(request.query_params.multi_items())
         except QueryError as exc:
             raise HTTPProblem(400, f"invalid query: {exc}") from None
-        datasets, remaining = await request.app.state.server.ups.search(
+        datasets, remaining = await services(request).ups.search(
             query, offset=query.offset, limit=page_size(request, query.limit))
     except (UPSError, HTTPProblem) as exc:
         return error_response(request, exc, Transaction.SEARCH)

@@ -22,6 +22,7 @@ from ..ingest import catalog
 from ..ingest.model import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE, IngestError, StoreResult
 from ..ingest.service import IngestService
 from ..rules import access
+from .context import services
 from .limits import more_results_warning, page_size
 from .media import DICOM_JSON, HTTPProblem, dicom_json, dicom_response, negotiate, service_url, warning_header
 from .multipart import MultipartError, Part, content_type_params, parts
@@ -36,7 +37,7 @@ _PROCESSING_FAILURE: _Failure = (None, None, PROCESSING_FAILURE, "processing fai
 
 
 def _ingest(request: Request) -> IngestService:
-    return request.app.state.server.ingest
+    return services(request).ingest
 
 
 def _problem(status: int, message: str) -> JSONResponse:

@@ -1,6 +1,6 @@
 """UPS-RS subscriptions (PS3.18 11.10-11.12) and the notification WebSocket (8.10, 11.13).
 
-Thin: parse the request, call ``server.events`` (events.component.Events), map the outcome.
+Thin: parse the request, call ``services.events`` (events.component.Events), map the outcome.
 Subscribe answers 201 with Content-Location = the ws:// (wss:// behind a TLS proxy) URL of
 the WebSocket, carrying the host and port the client used (UPS-SUB-12).
 """
@@ -17,9 +17,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..auth.http import principal_of
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION
+from ..events.component import Events
 from ..events.filters import parse_filter_param
 from ..events.owners import check_owner
 from ..ups.errors import Outcome, Transaction, UPSError
+from .context import services
 from .media import HTTPProblem, outcome_response, service_url
 from .workitems import ups_transaction
 
@@ -28,16 +30,13 @@ _GLOBAL = (GLOBAL_SUBSCRIPTION, FILTERED_GLOBAL_SUBSCRIPTION)
 _SUBSCRIBE_PARAMS = ("deletionlock", "filter", "accept", "charset")
 
 
-def _events(request: Request | WebSocket):
-    events = getattr(request.app.state.server, "events", None)
-    if events is None:
-        raise UPSError(Outcome.EVENTS_NOT_SUPPORTED)
-    return events
+def _events(request: Request | WebSocket) -> Events:
+    return services(request).events
 
 
 async def _check_owner(request: Request, aet: str) -> None:
     """Only the owner of a subscriber AE title (and admins) manage its subscriptions (issue 10)."""
-    await check_owner(request.app.state.server.database.engine, aet, principal_of(request))
+    await check_owner(services(request).engine, aet, principal_of(request))
 
 
 def _aet(request: Request) -> str:
@@ -120,14 +119,13 @@ async def suspend(request: Request) -> Response:
 async def notifications(websocket: WebSocket) -> None:
     """Open Notification Connection (UPS-WS-01): one DICOM JSON event per text frame."""
     aet = websocket.path_params["aetitle"]
-    server = websocket.app.state.server
-    events = getattr(server, "events", None)
-    if events is None or not _AE_TITLE.match(aet):
+    events = _events(websocket)
+    if not _AE_TITLE.match(aet):
         await websocket.close(code=1008)
         return
     principal = principal_of(websocket)
     try:
-        await check_owner(server.database.engine, aet.strip(), principal)
+        await check_owner(services(websocket).engine, aet.strip(), principal)
     except UPSError as exc:
         await websocket.close(code=1008, reason=exc.detail or "not authorized")
         return

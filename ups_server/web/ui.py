@@ -16,6 +16,7 @@ from ..auth.http import principal_of
 from ..auth.principal import ADMIN, ARBITRATOR, READER
 from ..reading.stats import reader_stats, stats_csv
 from ..reading.worklist import WorklistError, WorklistQuery, worklist, worklist_label_values
+from .context import services
 from .media import HTTPProblem
 from .workitems import REQUESTER_MAX
 
@@ -41,8 +42,7 @@ def _issuer_origins(request: Request) -> list[str]:
 
 def _groups(request: Request) -> tuple[str, str]:
     """(read group, arbitration group) of the first on_completed rule; ("read", "arbitration") else."""
-    engine = getattr(request.app.state.server, "rules", None)
-    completed = engine.rules.on_completed if engine is not None else []
+    completed = services(request).rules.rules.on_completed
     if completed:
         return completed[0].group, completed[0].workitem.group or "arbitration"
     return "read", "arbitration"
@@ -50,11 +50,9 @@ def _groups(request: Request) -> tuple[str, str]:
 
 async def config(request: Request) -> JSONResponse:
     """What the page needs to know: where UPS-RS is, the viewer link, the result codes, sign-in."""
-    server = request.app.state.server
-    settings = server.settings
-    engine = getattr(server, "rules", None)
+    settings = request.app.state.settings
     results = [{"value": c.value, "scheme": c.scheme, "meaning": c.meaning or c.value}
-               for c in (engine.rules.results if engine is not None else [])]
+               for c in services(request).rules.rules.results]
     auth = settings.auth
     body = {"dicomweb": settings.base_path.rstrip("/"), "viewer_url": settings.viewer_url, "results": results,
             "read_group": _groups(request)[0], "skip_hold": settings.skip_hold, "auth": auth}
@@ -91,7 +89,7 @@ def _query(request: Request) -> WorklistQuery:
 
 async def worklist_rows(request: Request) -> JSONResponse:
     try:
-        page = await worklist(request.app.state.server.database.engine, _query(request))
+        page = await worklist(services(request).engine, _query(request))
     except WorklistError as exc:
         raise HTTPProblem(400, str(exc)) from None
     return JSONResponse(page, headers={"Cache-Control": "no-store"})
@@ -99,7 +97,7 @@ async def worklist_rows(request: Request) -> JSONResponse:
 
 async def worklist_labels(request: Request) -> JSONResponse:
     principal = principal_of(request)
-    labels = await worklist_label_values(request.app.state.server.database.engine)
+    labels = await worklist_label_values(services(request).engine)
     return JSONResponse([label for label in labels if principal.sees_worklist(label)])
 
 
@@ -108,7 +106,7 @@ async def stats(request: Request) -> Response:
     if not principal_of(request).has(ADMIN):
         raise HTTPProblem(403, "the reader statistics are for the admin role")
     read_group, arbitration_group = _groups(request)
-    figures = await reader_stats(request.app.state.server.database.engine, read_group, arbitration_group)
+    figures = await reader_stats(services(request).engine, read_group, arbitration_group)
     fmt = request.query_params.get("format")
     if fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", "")):
         return Response(stats_csv(figures), media_type="text/csv; charset=utf-8",

@@ -9,11 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..dicom.dataset import first
-from ..dicom.uids import is_valid_uid, new_uid
+from ..dicom.dataset import JsonDataset, first
+from ..dicom.uids import is_valid_uid
 from ..ups import tags as t
 from ..ups.errors import Outcome, Transaction, UPSError
+from ..ups.requests import TxnCandidate, TxnSource, UPSRequest
 from ..ups.service import UPSService
+from .context import services
 from .media import (
     HTTPProblem,
     dicom_response,
@@ -48,7 +50,7 @@ def ups_transaction(transaction: Transaction) -> Callable[[Handler], Handler]:
 
 
 def _service(request: Request) -> UPSService:
-    return request.app.state.server.ups
+    return services(request).ups
 
 
 def _param(request: Request, names: tuple[str, ...]) -> str | None:
@@ -70,6 +72,18 @@ def requester_of(request: Request) -> str | None:
     return requester
 
 
+def ups_request(request: Request, dataset: JsonDataset, *, uid_params: tuple[str, ...] = ()) -> UPSRequest:
+    """The UPS request of an HTTP request: the workitem of the path (or of ``uid_params``), the
+    dataset, every Transaction UID it carries (query, dataset) and the requester."""
+    if uid_params:  # create: a bare ?{uid} key names the new workitem, not a transaction
+        uid, query_txn = _param(request, uid_params), None
+    else:
+        uid, query_txn = request.path_params.get("uid"), _param(request, _TXN_PARAMS)
+    candidates = [TxnCandidate(txn, source) for txn, source in (
+        (query_txn, TxnSource.QUERY), (first(dataset, t.TRANSACTION_UID), TxnSource.DATASET)) if txn]
+    return UPSRequest(uid, dataset, tuple(candidates), requester_of(request))
+
+
 def workitem_url(request: Request, uid: str) -> str:
     return f"{service_url(request)}/workitems/{uid}"
 
@@ -77,10 +91,7 @@ def workitem_url(request: Request, uid: str) -> str:
 @ups_transaction(Transaction.CREATE)
 async def create(request: Request) -> Response:
     dataset = await read_dataset(request)
-    uid = _param(request, _CREATE_UID_PARAMS)
-    if uid and not is_valid_uid(uid):
-        raise HTTPProblem(400, f"{uid!r} is not a valid workitem UID")
-    result = await _service(request).create(uid, dataset, requester=requester_of(request))
+    result = await _service(request).create(ups_request(request, dataset, uid_params=_CREATE_UID_PARAMS))
     headers = {"Location": workitem_url(request, result.uid), "Content-Location": workitem_url(request, result.uid)}
     return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.CREATE, result.detail, headers)
 
@@ -95,31 +106,21 @@ async def retrieve(request: Request) -> Response:
 @ups_transaction(Transaction.UPDATE)
 async def update(request: Request) -> Response:
     dataset = await read_dataset(request)
-    param, body = _param(request, _TXN_PARAMS), first(dataset, t.TRANSACTION_UID)
-    if param and body and param != body:  # UPS-TXN-10: two different Transaction UIDs
-        raise HTTPProblem(400, f"the Transaction UID of the query ({param}) differs from (0008,1195) ({body})")
-    txn = param or body
-    result = await _service(request).update(request.path_params["uid"], dataset, txn)
+    result = await _service(request).update(ups_request(request, dataset))
     return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.UPDATE)
 
 
 @ups_transaction(Transaction.CHANGE_STATE)
 async def change_state(request: Request) -> Response:
     dataset = await read_dataset(request)
-    state = first(dataset, t.PROCEDURE_STEP_STATE)
-    if not state:
-        raise UPSError(Outcome.MISSING_ATTRIBUTE, "ProcedureStepState (0074,1000) is required")
-    txn = first(dataset, t.TRANSACTION_UID) or _param(request, _TXN_PARAMS)
-    result = await _service(request).change_state(
-        request.path_params["uid"], state, txn, requester=requester_of(request))
+    result = await _service(request).change_state(ups_request(request, dataset))
     return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.CHANGE_STATE)
 
 
 @ups_transaction(Transaction.CANCEL)
 async def request_cancel(request: Request) -> Response:
     info = await read_dataset(request, required=False)
-    result = await _service(request).request_cancel(
-        request.path_params["uid"], info, requester=requester_of(request))
+    result = await _service(request).request_cancel(ups_request(request, info))
     return outcome_response(request, result.warning or Outcome.SUCCESS, Transaction.CANCEL)
 
 
@@ -128,13 +129,12 @@ async def claim_next(request: Request) -> Response:
     """Extension (not in PS3.18): claim the oldest matching SCHEDULED workitem."""
     media = negotiate(request)
     body = await read_dataset(request, required=False)
-    txn = first(body, t.TRANSACTION_UID) or _param(request, _TXN_PARAMS) or new_uid()
-    from .search import claim_filter  # the search keys of the query string
+    from .search import claim_query  # the search keys of the query string
 
-    result = await _service(request).claim_next(claim_filter(request), txn, requester=requester_of(request))
+    result = await _service(request).claim_next(ups_request(request, body), claim_query(request))
     if result is None:
         return Response(status_code=204)
-    payload = {**result.dataset, t.TRANSACTION_UID: {"vr": "UI", "Value": [txn]}}
+    payload = {**result.dataset, t.TRANSACTION_UID: {"vr": "UI", "Value": [result.transaction_uid]}}
     return dicom_response(media, [payload], headers={"Content-Location": workitem_url(request, result.uid)})
 
 
@@ -142,8 +142,7 @@ async def claim_next(request: Request) -> Response:
 async def skip(request: Request) -> Response:
     """Extension (not in PS3.18): the performer gives the workitem back to the pool (SCHEDULED)."""
     body = await read_dataset(request, required=False)
-    txn = _param(request, _TXN_PARAMS) or first(body, t.TRANSACTION_UID)
-    await _service(request).skip(request.path_params["uid"], txn)
+    await _service(request).skip(ups_request(request, body))
     return Response(status_code=200)
 
 
