@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -62,6 +63,15 @@ datasets = st.recursive(
 bodies = st.one_of(datasets, st.lists(datasets, max_size=2), json_values)
 queries = st.lists(st.tuples(st.sampled_from(KEYS), st.one_of(texts, st.sampled_from(
     ["nan", "inf", "-inf", "1e999", "*", "a-b", "20261123-20261124", "-", "1.2.3,", "", "9" * 30]))), max_size=4)
+
+
+def _pct(text: str) -> str:
+    """Percent-encoded as a client may send it (a lone surrogate as the bytes of its UTF-8 form)."""
+    return quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+
+def _query(params: list[tuple[str, str]]) -> str:
+    return "?" + "&".join(f"{_pct(k)}={_pct(v)}" for k, v in params) if params else ""
 
 
 def _raw(body: Any) -> bytes:
@@ -140,15 +150,43 @@ async def test_fuzz_search_claim_next_and_filtered_subscription(fuzz):
     @given(queries, st.sampled_from(["search", "claim", "subscribe", "qido"]), bodies)
     def request(params, kind, body):
         if kind == "search":
-            fuzz.check(lambda: fuzz.http.get("/workitems", params=params, headers=DICOM_JSON))
+            fuzz.check(lambda: fuzz.http.get("/workitems" + _query(params), headers=DICOM_JSON))
         elif kind == "claim":  # a successful claim changes a workitem: only refusals must leave all as it was
-            fuzz.check(lambda: fuzz.http.post("/workitems/claim", params=params, content=_raw(body),
+            fuzz.check(lambda: fuzz.http.post("/workitems/claim" + _query(params), content=_raw(body),
                                               headers=DICOM_JSON))
         elif kind == "subscribe":
             filt = ",".join(f"{k}={v}" for k, v in params)
-            fuzz.check(lambda: fuzz.http.post("/workitems/1.2.840.10008.5.1.4.34.5.1/subscribers/FUZZ_AE",
-                                              params=[("filter", filt)], headers=DICOM_JSON))
+            fuzz.check(lambda: fuzz.http.post("/workitems/1.2.840.10008.5.1.4.34.5.1/subscribers/FUZZ_AE"
+                                              + _query([("filter", filt)]), headers=DICOM_JSON))
         else:
-            fuzz.check(lambda: fuzz.http.get("/studies", params=params, headers=DICOM_JSON))
+            fuzz.check(lambda: fuzz.http.get("/studies" + _query(params), headers=DICOM_JSON))
+
+    await _run(fuzz, request)
+
+
+ANY_PARAMS = st.lists(st.tuples(st.one_of(st.sampled_from(
+    ["limit", "offset", "state", "study", "action", "since", "until", "worklist", "label", "from", "to", "user",
+     "outcome", "PatientID", "StudyDate", "includefield", "accept"]), texts), st.one_of(texts, st.sampled_from(
+    ["-1", "99999999999999999999", "nan", "2026-13-45", "1.2.3", "*", ""]))), max_size=4)
+
+
+async def test_fuzz_other_endpoints(fuzz, server):
+    """Retrieve jobs (JSON bodies, ids), the admin, statistics and worklist pages' APIs, QIDO and
+    WADO below a study: generated bodies, path segments and query strings."""
+    root = str(fuzz.http.base_url).removesuffix(server.settings.base_path)
+    server.settings.archives = []
+
+    @FUZZ
+    @given(st.sampled_from(["jobs", "job", "get"]), bodies, ANY_PARAMS, texts,
+           st.sampled_from(["/retrieve-jobs", "/studies/{s}/series", "/studies/{s}/metadata", "/studies/{s}",
+                            "/studies/{s}/series/{s}/instances", root + "/admin/audit", root + "/admin/stats",
+                            root + "/api/worklist", root + "/api/worklist-labels", "/retrieve-jobs/{s}"]))
+    def request(kind, body, params, segment, path):
+        path = path.replace("{s}", _pct(segment) or "x")
+        if kind == "jobs":
+            fuzz.check(lambda: fuzz.http.post("/retrieve-jobs", content=_raw(body),
+                                              headers={"Content-Type": "application/json"}))
+        else:
+            fuzz.check(lambda: fuzz.http.get(path + _query(params), headers={"Accept": "*/*"}))
 
     await _run(fuzz, request)

@@ -3,7 +3,6 @@ and follow them. Thin: parse, call ``retrieve.jobs``, wake the worker."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -14,9 +13,11 @@ from ..auth.http import principal_of
 from ..auth.principal import ADMIN, RETRIEVE
 from ..dicom.query import QueryError, int_param
 from ..dicom.uids import is_valid_uid
+from ..dicom.validation import InvalidDataset, loads
 from ..retrieve import jobs
 from ..retrieve.worker import RetrieveWorker
 from .context import services
+from .limits import read_body
 from .media import HTTPProblem
 
 MAX_STUDIES = 1000  # per request
@@ -55,9 +56,9 @@ def job_json(job: jobs.Job, children: list[int] | None = None) -> dict[str, Any]
 
 async def _body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPProblem(400, f"the body is not valid JSON: {exc}") from None
+        body = loads(await read_body(request))  # within --max-body-size; NaN, deep nesting: 400
+    except InvalidDataset as exc:
+        raise HTTPProblem(400, str(exc)) from None
     if not isinstance(body, dict):
         raise HTTPProblem(400, 'expected a JSON object: {"studies": [uid, ...]} or '
                                '{"patient_id": ..., "accession_number": ...}')
