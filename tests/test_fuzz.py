@@ -64,6 +64,11 @@ bodies = st.one_of(datasets, st.lists(datasets, max_size=2), json_values)
 queries = st.lists(st.tuples(st.sampled_from(KEYS), st.one_of(texts, st.sampled_from(
     ["nan", "inf", "-inf", "1e999", "*", "a-b", "20261123-20261124", "-", "1.2.3,", "", "9" * 30]))), max_size=4)
 
+ANY_PARAMS = st.lists(st.tuples(st.one_of(st.sampled_from(
+    ["limit", "offset", "state", "study", "action", "since", "until", "worklist", "label", "from", "to", "user",
+     "outcome", "PatientID", "StudyDate", "includefield", "accept"]), texts), st.one_of(texts, st.sampled_from(
+    ["-1", "99999999999999999999", "nan", "2026-13-45", "1.2.3", "*", ""]))), max_size=4)
+
 
 def _pct(text: str) -> str:
     """Percent-encoded as a client may send it (a lone surrogate as the bytes of its UTF-8 form)."""
@@ -132,9 +137,11 @@ async def test_fuzz_update_change_state_and_cancel(fuzz):
     u = fuzz.uids
 
     @FUZZ
-    @given(bodies, st.sampled_from(["update", "state", "cancel"]))
-    def request(body, kind):
-        if kind == "update":
+    @given(bodies, st.sampled_from(["update", "state", "cancel", "skip", "reassign"]), ANY_PARAMS)
+    def request(body, kind, params):
+        if kind in ("skip", "reassign"):  # extensions of the reading page
+            url, method = f"/workitems/{u['claimed']}/{kind}" + _query(params), "POST"
+        elif kind == "update":
             url, method = f"/workitems/{u['claimed']}?transaction-uid={u['txn']}", "POST"
         elif kind == "state":
             url, method = f"/workitems/{u['scheduled']}/state", "PUT"
@@ -164,20 +171,15 @@ async def test_fuzz_search_claim_next_and_filtered_subscription(fuzz):
     await _run(fuzz, request)
 
 
-ANY_PARAMS = st.lists(st.tuples(st.one_of(st.sampled_from(
-    ["limit", "offset", "state", "study", "action", "since", "until", "worklist", "label", "from", "to", "user",
-     "outcome", "PatientID", "StudyDate", "includefield", "accept"]), texts), st.one_of(texts, st.sampled_from(
-    ["-1", "99999999999999999999", "nan", "2026-13-45", "1.2.3", "*", ""]))), max_size=4)
-
 
 async def test_fuzz_other_endpoints(fuzz, server):
     """Retrieve jobs (JSON bodies, ids), the admin, statistics and worklist pages' APIs, QIDO and
-    WADO below a study: generated bodies, path segments and query strings."""
+    WADO below a study, study deletion: generated bodies, path segments and query strings."""
     root = str(fuzz.http.base_url).removesuffix(server.settings.base_path)
     server.settings.archives = []
 
     @FUZZ
-    @given(st.sampled_from(["jobs", "job", "get"]), bodies, ANY_PARAMS, texts,
+    @given(st.sampled_from(["jobs", "get", "delete"]), bodies, ANY_PARAMS, texts,
            st.sampled_from(["/retrieve-jobs", "/studies/{s}/series", "/studies/{s}/metadata", "/studies/{s}",
                             "/studies/{s}/series/{s}/instances", root + "/admin/audit", root + "/admin/stats",
                             root + "/api/worklist", root + "/api/worklist-labels", "/retrieve-jobs/{s}"]))
@@ -186,6 +188,8 @@ async def test_fuzz_other_endpoints(fuzz, server):
         if kind == "jobs":
             fuzz.check(lambda: fuzz.http.post("/retrieve-jobs", content=_raw(body),
                                               headers={"Content-Type": "application/json"}))
+        elif kind == "delete":
+            fuzz.check(lambda: fuzz.http.delete("/studies/" + (_pct(segment) or "x") + _query(params)))
         else:
             fuzz.check(lambda: fuzz.http.get(path + _query(params), headers={"Accept": "*/*"}))
 
