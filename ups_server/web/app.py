@@ -24,7 +24,7 @@ from ..logs import RequestContext
 from ..metrics import HTTPMetrics
 from ..metrics import endpoint as metrics
 from ..services import Services
-from . import admin, retrieve, studies, ui, workitems
+from . import admin, openapi, retrieve, studies, ui, workitems
 from .media import HTTPProblem
 
 log = logging.getLogger(__name__)
@@ -149,13 +149,13 @@ def create_app(server: Root, manage_server: bool = True) -> Starlette:
     base = server.settings.base_path.rstrip("/")
     dicomweb = workitems.routes() + studies.routes() + retrieve.routes()  # UPS-RS; STOW/QIDO/WADO-RS; jobs
     app = Starlette(
-        routes=[Route("/health", health), Route("/metrics", metrics), *admin.routes(), *ui.routes(),
+        routes=[Route("/health", health), Route("/metrics", metrics), *openapi.routes(), *admin.routes(), *ui.routes(),
                 *([Mount(base, routes=dicomweb)] if base else dicomweb)],
         lifespan=lifespan,
         middleware=[Middleware(RequestContext), Middleware(InternalErrors),
                     Middleware(TrustedProxies, trusted=server.settings.trusted_proxies), Middleware(RejectNul),
                     Middleware(HTTPMetrics),  # inside TrustedProxies, which copies the scope: it sees the route
-                    Middleware(Authenticate, verifier=server.verifier, open_paths=("/health", "/metrics"),
+                    Middleware(Authenticate, verifier=server.verifier, open_paths=("/health", "/metrics", "/openapi.json"),
                                on_failure=audit_failure(server))],
         exception_handlers={HTTPProblem: problem},
     )
