@@ -12,6 +12,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from .engine import asyncpg_dsn
+
 RETRY_AFTER_SECONDS = 5
 CONNECT_TIMEOUT_SECONDS = 5
 
@@ -67,9 +69,8 @@ def _raised_in_asyncpg(exc: BaseException) -> bool:
 
 async def can_connect(url: URL) -> bool:
     """Open (and close) a new connection to the database of ``url``, bypassing any pool."""
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_SECONDS)
+    try:  # several hosts: asyncpg_dsn gives the form asyncpg parses
+        conn = await asyncpg.connect(asyncpg_dsn(url), timeout=CONNECT_TIMEOUT_SECONDS)
     except Exception as exc:
         if database_unavailable(exc) or isinstance(exc, asyncpg.PostgresError):  # e.g. too many clients
             return False
