@@ -1,4 +1,4 @@
-"""Claim throughput against a running ups-server: create N workitems, drain them with C clients.
+"""Claim throughput: create N workitems, drain them with P client processes x C concurrent clients.
 
 Two ways of draining, each on its own N fresh workitems (a Worklist Label unique to the run):
 
@@ -11,7 +11,13 @@ Prints ONE JSON line: per mode claims/s, latency p50/p95/p99 (ms, per successful
 from starting to look to holding the workitem), double claims (workitems two clients both
 believed they claimed), lost races, errors, and unclaimed leftovers.
 
-    python benchmarks/claim.py --url http://127.0.0.1:8080/dicom-web -n 5000 -c 32
+Without ``--url`` the benchmark starts ``ups-server serve`` itself (embedded PostgreSQL in a temp
+dir) and, in the same run, measures its reference: ``pgbench -N -c 8 -j 2`` on that same
+PostgreSQL (``pgbench_tps``; each mode's ``ratio_to_pgbench``), and the CPU the server's processes
+and PostgreSQL's processes spent per claim while draining (psutil over both process trees).
+
+    python benchmarks/claim.py -n 5000 -p 4 -c 16                        # starts the server
+    python benchmarks/claim.py --url http://127.0.0.1:8080/dicom-web -n 5000 -p 4 -c 16
 """
 
 from __future__ import annotations
@@ -19,16 +25,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 
 HEADERS = {"Content-Type": "application/dicom+json", "Accept": "application/dicom+json"}
 
@@ -50,8 +63,7 @@ def workitem(label: str, i: int) -> dict[str, Any]:
     }
 
 
-def new_uid() -> str:
-    return f"2.25.{uuid.uuid4().int}"
+new_uid = harness.new_uid
 
 
 class Stats:
@@ -162,18 +174,62 @@ async def left_scheduled(http: httpx.AsyncClient, label: str) -> int:
     return len(r.json()) + more
 
 
-async def run_mode(http: httpx.AsyncClient, mode: str, n: int, c: int) -> dict[str, Any]:
+def _limits(c: int) -> httpx.Limits:
+    return httpx.Limits(max_connections=c * 2, max_keepalive_connections=c * 2, keepalive_expiry=2)
+
+
+def drain_process(url: str, mode: str, label: str, c: int, go: Any, out: Any) -> None:
+    """One client process: wait for ``go``, drain with ``c`` concurrent clients, put its Stats on ``out``."""
+    async def drain() -> Stats:
+        stats = Stats()
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=_limits(c)) as http:
+            await http.get("/workitems", params={"limit": "1"}, headers=HEADERS)  # open a connection
+            go.wait()
+            if mode == "search":
+                await drain_search(http, label, c, stats)
+            else:
+                await drain_claim_next(http, label, c, stats)
+        return stats
+
+    stats = asyncio.run(drain())
+    out.put((stats.claimed, stats.latencies, stats.lost_races, dict(stats.errors)))
+
+
+async def create(url: str, label: str, n: int, c: int, stats: Stats) -> float:
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=_limits(c)) as http:
+        return await create_all(http, label, n, c, stats)
+
+
+async def leftovers(url: str, label: str) -> int:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        return await left_scheduled(http, label)
+
+
+def run_mode(url: str, mode: str, args: argparse.Namespace, ups: harness.Ups | None) -> dict[str, Any]:
     label = f"BENCH-{mode}-{uuid.uuid4().hex[:8]}"
     stats = Stats()
-    create_s = await create_all(http, label, n, c, stats)
+    create_s = asyncio.run(create(url, label, args.n, args.c * args.p, stats))
+    ctx = multiprocessing.get_context("spawn")
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=drain_process, args=(url, mode, label, args.c, go, out)) for _ in range(args.p)]
+    for proc in procs:
+        proc.start()
+    time.sleep(3)  # the processes import and connect
+    pg_pid = ups.postgres()[1] if ups else None
+    cpu0 = (harness.cpu_seconds(ups.server_pids()), harness.cpu_seconds([pg_pid], tree=True)) if ups else None
     started = time.perf_counter()
-    if mode == "search":
-        await drain_search(http, label, c, stats)
-    else:
-        await drain_claim_next(http, label, c, stats)
+    go.set()
+    for _ in procs:
+        claimed, latencies, lost, errors = out.get()
+        stats.claimed += claimed
+        stats.latencies += latencies
+        stats.lost_races += lost
+        stats.errors.update(errors)
     elapsed = time.perf_counter() - started
+    for proc in procs:
+        proc.join()
     counts = Counter(stats.claimed)
-    return {
+    result: dict[str, Any] = {
         "claims": len(stats.claimed),
         "claims_per_s": round(len(stats.claimed) / elapsed, 1) if elapsed else None,
         "seconds": round(elapsed, 2),
@@ -183,32 +239,61 @@ async def run_mode(http: httpx.AsyncClient, mode: str, n: int, c: int) -> dict[s
         "lost_races": stats.lost_races,
         "errors": sum(stats.errors.values()),
         "error_kinds": dict(stats.errors),
-        "unclaimed": await left_scheduled(http, label),
-        "creates_per_s": round(n / create_s, 1) if create_s else None,
+        "unclaimed": asyncio.run(leftovers(url, label)),
+        "creates_per_s": round(args.n / create_s, 1) if create_s else None,
+        "load_average": harness.load_average(),
     }
+    if cpu0 and stats.claimed:
+        server_s = harness.cpu_seconds(ups.server_pids()) - cpu0[0]
+        pg_s = harness.cpu_seconds([pg_pid], tree=True) - cpu0[1]
+        result["server_cpu_ms_per_claim"] = round(server_s * 1000 / len(stats.claimed), 2)
+        result["postgres_cpu_ms_per_claim"] = round(pg_s * 1000 / len(stats.claimed), 2)
+    return result
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.c * 2, max_keepalive_connections=args.c * 2, keepalive_expiry=2)
-    async with httpx.AsyncClient(base_url=args.url, timeout=120, limits=limits) as http:
-        root = urlsplit(args.url)
-        r = await http.get(f"{root.scheme}://{root.netloc}/health")
-        if r.status_code != 200:
-            raise SystemExit(f"server not healthy: {r.status_code} {r.text}")
-        result: dict[str, Any] = {"url": args.url, "n": args.n, "c": args.c}
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="claim-bench-"))
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in finally
+    ups = None
+    try:
+        if args.url:
+            url = args.url
+        else:
+            ups = harness.start_ups(tmp, log, extra=args.server_args.split() if args.server_args else None)
+            url = ups.http
+        root = urlsplit(url)
+        if httpx.get(f"{root.scheme}://{root.netloc}/health", timeout=30).status_code != 200:
+            raise SystemExit(f"server not healthy at {url}")
+        result: dict[str, Any] = {"url": url, "n": args.n, "processes": args.p, "c": args.c,
+                                  "server_args": args.server_args}
         for mode in args.modes:
-            result[mode] = await run_mode(http, mode, args.n, args.c)
+            result[mode] = run_mode(url, mode, args, ups)
+        socket_dir = ups.postgres()[0] if ups else args.pg_socket
+        if socket_dir and args.pgbench_seconds:
+            result["pgbench_tps"] = harness.pgbench_tps(socket_dir, args.pgbench_seconds)
+            result["pgbench_load_average"] = harness.load_average()
+            for mode in args.modes:
+                result[mode]["ratio_to_pgbench"] = round(result[mode]["claims_per_s"] / result["pgbench_tps"], 3)
         return result
+    finally:
+        if ups:
+            harness.stop(ups.proc)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8080/dicom-web", help="DICOMweb base URL")
+    parser.add_argument("--url", help="DICOMweb base URL of a running server (default: start one)")
     parser.add_argument("-n", type=int, default=5000, help="workitems per mode (default 5000)")
-    parser.add_argument("-c", type=int, default=32, help="concurrent clients (default 32)")
-    parser.add_argument("--modes", nargs="+", default=["search", "claim-next"], choices=["search", "claim-next"])
+    parser.add_argument("-p", type=int, default=4, help="client processes (default 4)")
+    parser.add_argument("-c", type=int, default=16, help="concurrent clients per process (default 16)")
+    parser.add_argument("--modes", nargs="+", default=["claim-next"], choices=["search", "claim-next"])
+    parser.add_argument("--server-args", default="", help="extra `ups-server serve` arguments of a started server")
+    parser.add_argument("--pg-socket", help="with --url: PostgreSQL socket directory for the pgbench reference")
+    parser.add_argument("--pgbench-seconds", type=int, default=15, help="pgbench -T (0: no reference run)")
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(main_async(args)), separators=(",", ":")))
+    print(json.dumps(run(args), separators=(",", ":")))
     return 0
 
 

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -37,53 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 from pynetdicom import AE, evt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ORTHANC, free_port, make_load, start_orthanc, start_ups, stop, wait_http
+
 from ups_server.dicom.uids import name_based_uid
-
-ORTHANC = "/usr/sbin/Orthanc"
-ORTHANC_PLUGINS = "/usr/share/orthanc/plugins"
-
-
-def new_uid() -> str:
-    return f"2.25.{uuid.uuid4().int}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_instance(study: str, series: str, n: int) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = new_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-    ds.PatientName, ds.PatientID = "Bench^Patient", f"BENCH-{study[-6:]}"
-    ds.AccessionNumber, ds.StudyDate, ds.StudyTime, ds.StudyID = f"A{study[-8:]}", "20261123", "101010", "1"
-    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "OT", 1, n
-    ds.Rows = ds.Columns = 64
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 7, 0, 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = os.urandom(64 * 64)
-    return ds
-
-
-def make_load(studies: int, per_study: int) -> list[list[Dataset]]:
-    out = []
-    for _ in range(studies):
-        study, series = new_uid(), new_uid()
-        out.append([make_instance(study, series, n + 1) for n in range(per_study)])
-    return out
 
 
 def part10(ds: Dataset) -> bytes:
@@ -178,32 +138,6 @@ async def wado(base_url: str, load: list[list[Dataset]], clients: int) -> float:
 # ---- servers -----------------------------------------------------------------------------------
 
 
-def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not answer {url} within {timeout}s")
-
-
-def start_ups(tmp: Path, log, blob_store: str | None = None, environ: dict[str, str] | None = None
-              ) -> tuple[subprocess.Popen, str, tuple[str, int]]:
-    http_port, dimse_port = free_port(), free_port()
-    cmd = [sys.executable, "-m", "ups_server", "serve", "--data-dir", str(tmp / f"ups-{http_port}"),
-           "--host", "127.0.0.1", "--http-port", str(http_port), "--dimse-port", str(dimse_port),
-           "--log-level", "WARNING", *(["--blob-store", blob_store] if blob_store else [])]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=Path(__file__).resolve().parent.parent,
-                            env={**os.environ, **(environ or {})})
-    wait_http(f"http://127.0.0.1:{http_port}/health", proc, "ups-server")
-    return proc, f"http://127.0.0.1:{http_port}/dicom-web", ("127.0.0.1", dimse_port)
-
-
 def start_moto(log) -> tuple[subprocess.Popen, str, dict[str, str]]:
     """moto's S3 server on a loopback port with one bucket: (process, blob store URL, environment)."""
     import boto3
@@ -217,33 +151,6 @@ def start_moto(log) -> tuple[subprocess.Popen, str, dict[str, str]]:
     boto3.client("s3", endpoint_url=environ["AWS_ENDPOINT_URL"], aws_access_key_id="bench",
                  aws_secret_access_key="bench", region_name="us-east-1").create_bucket(Bucket="ingest-bench")
     return proc, "s3://ingest-bench/instances", environ
-
-
-def start_orthanc(tmp: Path, log) -> tuple[subprocess.Popen, str, tuple[str, int]]:
-    http_port, dimse_port = free_port(), free_port()
-    storage = tmp / "orthanc"
-    storage.mkdir()
-    config = {
-        "Name": "ingest-bench", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-        "HttpPort": http_port, "DicomPort": dimse_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": True,
-        "AuthenticationEnabled": False, "DicomCheckCalledAet": False, "Plugins": [ORTHANC_PLUGINS],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "StorageCompression": False,
-    }
-    path = tmp / "orthanc.json"
-    path.write_text(json.dumps(config))
-    proc = subprocess.Popen([ORTHANC, str(path)], stdout=log, stderr=log)
-    wait_http(f"http://127.0.0.1:{http_port}/system", proc, "Orthanc")
-    return proc, f"http://127.0.0.1:{http_port}/dicom-web", ("127.0.0.1", dimse_port)
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def count_reads(ups_http: str, loads: list[list[list[Dataset]]]) -> int:
@@ -303,7 +210,8 @@ def main() -> int:
                 procs.append(proc)
             elif store != "file":
                 url = store
-            proc, ups_http, ups_dimse = start_ups(tmp, log, url, environ)
+            ups_proc = start_ups(tmp, log, url, environ)
+            proc, ups_http, ups_dimse = ups_proc.proc, ups_proc.http, ups_proc.dimse
             procs.append(proc)
             ups, loads = measure("ups-server", ups_http, ups_dimse, args.ups_ae, args)
             ups["studies_with_both_reads"] = count_reads(ups_http, loads)
