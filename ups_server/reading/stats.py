@@ -55,6 +55,15 @@ ORDER BY overall, reader
 """)
 
 
+def reading_groups(rules: Any) -> tuple[str, str]:
+    """(read group, arbitration group) of the first on_completed rule of a RuleSet (None or no such
+    rule: "read", "arbitration")."""
+    completed = rules.on_completed if rules is not None else []
+    if completed:
+        return completed[0].group, completed[0].workitem.group or "arbitration"
+    return "read", "arbitration"
+
+
 def _figures(row: Any) -> dict[str, Any]:
     def number(value: Any) -> float | None:
         return None if value is None else round(float(value), 4)

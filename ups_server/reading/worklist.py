@@ -22,6 +22,9 @@ TABS = ("mine", "available", "all")
 SORTS = ("priority", "age")
 PRIORITIES = ("HIGH", "MEDIUM", "LOW")
 MAX_LIMIT = 200
+# counts per state stop here ("10000+"): an exact count of a million rows costs a scan of them,
+# on every reload of every page; a capped one costs at most this many index entries per state
+COUNT_CAP = 10000
 
 
 class WorklistError(ValueError):
@@ -117,7 +120,8 @@ def _row(r: Any) -> dict[str, Any]:
 
 
 async def worklist(engine: AsyncEngine, q: WorklistQuery) -> dict[str, Any]:
-    """{"rows": [...], "next": cursor or None, "counts": {state: n}} for ``q``."""
+    """{"rows": [...], "next": cursor or None, "counts": {state: n}, "capped": [states counted
+    only up to COUNT_CAP]} for ``q``."""
     q.check()
     where = _filters(q)
     order, after = _order(q)
@@ -133,17 +137,23 @@ async def worklist(engine: AsyncEngine, q: WorklistQuery) -> dict[str, Any]:
         .order_by(*order)
         .limit(q.limit + 1)
     )
-    counts_query = select(workitems.c.state, func.count()).where(*where).group_by(workitems.c.state)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-        counts = {state: n for state, n in (await conn.execute(counts_query)).all()}
+        counts = {state: (await conn.execute(_capped_count(where, state))).scalar_one() for state in STATES}
     page = rows[:q.limit]
     more = len(rows) > q.limit
     last = page[-1] if page else None
     cursor = None
     if more and last is not None:
         cursor = str(last.seq) if q.sort == "age" else f"{last.priority_rank}.{last.seq}"
-    return {"rows": [_row(r) for r in page], "next": cursor, "counts": {s: counts.get(s, 0) for s in STATES}}
+    return {"rows": [_row(r) for r in page], "next": cursor, "counts": counts,
+            "capped": [state for state, n in counts.items() if n >= COUNT_CAP]}
+
+
+def _capped_count(where: list[ColumnElement[bool]], state: str) -> Any:
+    """How many rows of ``state`` match, counting no further than COUNT_CAP."""
+    matching = select(workitems.c.uid).where(*where, workitems.c.state == state).limit(COUNT_CAP).subquery()
+    return select(func.count()).select_from(matching)
 
 
 async def worklist_label_values(engine: AsyncEngine, limit: int = 200) -> list[str]:

@@ -131,7 +131,8 @@ function render(page) {
   counts.replaceChildren();
   for (const state of STATES) {
     const li = document.createElement("li");
-    const b = button(`${state.toLowerCase()}: ${page.counts[state]}`, () => {
+    const more = (page.capped || []).includes(state) ? "+" : "";
+    const b = button(`${state.toLowerCase()}: ${page.counts[state]}${more}`, () => {
       $("f-state").value = $("f-state").value === state ? "" : state;
       reload(true);
     });

@@ -1,4 +1,4 @@
-"""Administration routes (outside the DICOMweb base path): GET /admin/audit, admins only."""
+"""Administration routes (outside the DICOMweb base path), admins only: GET /admin/audit, GET /admin/stats."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ..audit import AUDIT_LOG_USED, Actor, record_now
 from ..audit.query import parse_time, search
 from ..auth.http import client_address, principal_of
 from ..auth.principal import ADMIN
+from ..reading.stats import reader_stats, reading_groups, stats_csv
 from .context import services
 
 AUDIT_LIMIT_MAX = 10000
@@ -40,5 +41,20 @@ async def audit(request: Request) -> Response:
     return JSONResponse(rows)
 
 
+async def stats(request: Request) -> Response:
+    """GET /admin/stats: JSON, or CSV with ?format=csv (or Accept: text/csv); admins only."""
+    if not principal_of(request).has(ADMIN):
+        return _problem(403, "the reader statistics are for the admin role")
+    read_group, arbitration_group = reading_groups(services(request).rules.rules)
+    figures = await reader_stats(services(request).engine, read_group, arbitration_group)
+    fmt = request.query_params.get("format")
+    if fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", "")):
+        return Response(stats_csv(figures), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="reader-statistics.csv"'})
+    if fmt not in (None, "json"):
+        return _problem(400, f"format={fmt!r}: expected json or csv")
+    return JSONResponse(figures, headers={"Cache-Control": "no-store"})
+
+
 def routes() -> list[Route]:
-    return [Route("/admin/audit", audit, methods=["GET"])]
+    return [Route("/admin/audit", audit, methods=["GET"]), Route("/admin/stats", stats, methods=["GET"])]

@@ -1,7 +1,7 @@
 """The reading page at /ui/ (static files of ups_server/ui, open: the page signs in itself) and
-its read-only JSON: the page's settings (/ui/config.json, open), the worklist listing
-(/api/worklist, any role) and the reader statistics (GET /admin/stats, admin). Every action of
-the page goes through UPS-RS under the base path."""
+its read-only JSON: the page's settings (/ui/config.json, open) and the worklist listing
+(/api/worklist, any role); its statistics come from GET /admin/stats (web/admin.py). Every
+action of the page goes through UPS-RS under the base path."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from starlette.routing import BaseRoute, Route
 from .. import ui
 from ..auth.http import principal_of
 from ..auth.principal import ADMIN, ARBITRATOR, READER
-from ..reading.stats import reader_stats, stats_csv
 from ..reading.worklist import WorklistError, WorklistQuery, worklist, worklist_label_values
 from .context import services
 from .media import HTTPProblem
@@ -40,14 +39,6 @@ def _issuer_origins(request: Request) -> list[str]:
     return [f"{scheme}://{rest.split('/', 1)[0]}"]
 
 
-def _groups(request: Request) -> tuple[str, str]:
-    """(read group, arbitration group) of the first on_completed rule; ("read", "arbitration") else."""
-    completed = services(request).rules.rules.on_completed
-    if completed:
-        return completed[0].group, completed[0].workitem.group or "arbitration"
-    return "read", "arbitration"
-
-
 async def config(request: Request) -> JSONResponse:
     """What the page needs to know: where UPS-RS is, the viewer link, the result codes, sign-in."""
     settings = request.app.state.settings
@@ -55,7 +46,7 @@ async def config(request: Request) -> JSONResponse:
                for c in services(request).rules.rules.results]
     auth = settings.auth
     body = {"dicomweb": settings.base_path.rstrip("/"), "viewer_url": settings.viewer_url, "results": results,
-            "read_group": _groups(request)[0], "skip_hold": settings.skip_hold, "auth": auth}
+            "skip_hold": settings.skip_hold, "auth": auth}
     if auth == "oidc":
         body["oidc"] = {"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id,
                         "roles_claim": settings.oidc_roles_claim}
@@ -101,21 +92,6 @@ async def worklist_labels(request: Request) -> JSONResponse:
     return JSONResponse([label for label in labels if principal.sees_worklist(label)])
 
 
-async def stats(request: Request) -> Response:
-    """GET /admin/stats: JSON, or CSV with ?format=csv (or Accept: text/csv); admins only."""
-    if not principal_of(request).has(ADMIN):
-        raise HTTPProblem(403, "the reader statistics are for the admin role")
-    read_group, arbitration_group = _groups(request)
-    figures = await reader_stats(services(request).engine, read_group, arbitration_group)
-    fmt = request.query_params.get("format")
-    if fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", "")):
-        return Response(stats_csv(figures), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="reader-statistics.csv"'})
-    if fmt not in (None, "json"):
-        raise HTTPProblem(400, f"format={fmt!r}: expected json or csv")
-    return JSONResponse(figures, headers={"Cache-Control": "no-store"})
-
-
 _ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 
@@ -141,6 +117,5 @@ def routes() -> list[BaseRoute]:
         Route("/ui/config.json", config),
         Route("/api/worklist", worklist_rows),
         Route("/api/worklist-labels", worklist_labels),
-        Route("/admin/stats", stats),
         Route("/ui/{name:str}", asset),
     ]
