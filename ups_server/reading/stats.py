@@ -7,7 +7,8 @@ Per reader and overall, for each window (the last 7 and 28 days, by completion t
 - share sent to arbitration: of the reads whose other read is completed too, the share whose
   study has a workitem of the arbitration group;
 - agreement: of those reads, the share whose result (the first Performed Workitem Code of the UPS
-  Performed Procedure Sequence) equals the other read's.
+  Performed Procedure Sequence) equals the other read's (the next one in completion order, for the
+  last read the previous one).
 """
 
 from __future__ import annotations
@@ -25,20 +26,21 @@ FIELDS = ("reads_completed", "median_seconds", "first_reads", "second_reads", "a
 
 _SQL = text(f"""
 WITH reads AS (
-    SELECT w.uid, w.study_uid, w.reader, w.claimed_at, w.completed_at,
+    SELECT w.study_uid, w.reader, w.claimed_at, w.completed_at,
+           row_number() OVER study AS ordinal,
+           count(*) OVER (PARTITION BY w.study_uid) AS reads_of_study,
            w.dataset #>> '{RESULT_PATH}' AS result,
-           row_number() OVER (PARTITION BY w.study_uid ORDER BY w.completed_at, w.seq) AS ordinal
+           coalesce(lead(w.dataset #>> '{RESULT_PATH}') OVER study,
+                    lag(w.dataset #>> '{RESULT_PATH}') OVER study) AS other_result
     FROM workitems w
     WHERE w.read_group = :read_group AND w.state = 'COMPLETED' AND w.study_uid IN (
         SELECT study_uid FROM workitems
         WHERE completed_at >= now() - make_interval(days => :days) AND read_group = :read_group)
+    WINDOW study AS (PARTITION BY w.study_uid ORDER BY w.completed_at, w.seq)
 ), paired AS (
-    SELECT r.*, other.result AS other_result, other.uid IS NOT NULL AS has_other,
-           EXISTS (SELECT 1 FROM workitems a
-                   WHERE a.study_uid = r.study_uid AND a.read_group = :arbitration_group) AS arbitrated
+    SELECT r.*, r.reads_of_study > 1 AS has_other,
+           r.study_uid IN (SELECT study_uid FROM workitems WHERE read_group = :arbitration_group) AS arbitrated
     FROM reads r
-    LEFT JOIN LATERAL (SELECT o.uid, o.result FROM reads o WHERE o.study_uid = r.study_uid AND o.uid <> r.uid
-                       ORDER BY o.completed_at LIMIT 1) other ON true
     WHERE r.completed_at >= now() - make_interval(days => :days)
 )
 SELECT grouping(reader) = 1 AS overall, reader,
