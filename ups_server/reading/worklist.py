@@ -35,7 +35,7 @@ class WorklistError(ValueError):
 class WorklistQuery:
     tab: str = "available"
     reader: str | None = None
-    worklists: frozenset[str] | None = None  # the Worklist Labels the principal may see (None: all)
+    visible: ColumnElement[bool] | None = None  # what the principal may see (rules/access.py; None: all)
     worklist_label: str | None = None
     priority: str | None = None
     state: str | None = None
@@ -59,7 +59,8 @@ def _tab(q: WorklistQuery) -> ColumnElement[bool]:
     if q.tab == "mine":
         assigned = workitems.c.dataset.contains({t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE: {"Value": [
             {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"Value": [{t.CODE_VALUE: {"Value": [q.reader]}}]}}]}})
-        return or_(workitems.c.performer_aet == q.reader, and_(workitems.c.state == SCHEDULED, assigned))
+        held = or_(workitems.c.performer_aet == q.reader, workitems.c.claimant == q.reader)
+        return or_(held, and_(workitems.c.state == SCHEDULED, assigned))
     if q.tab == "available":
         scheduled = workitems.c.state == SCHEDULED
         return and_(scheduled, ~reader_holds_read(q.reader)) if q.reader else scheduled
@@ -68,8 +69,8 @@ def _tab(q: WorklistQuery) -> ColumnElement[bool]:
 
 def _filters(q: WorklistQuery) -> list[ColumnElement[bool]]:
     where = [_tab(q)]
-    if q.worklists is not None:
-        where.append(workitems.c.worklist_label.in_(sorted(q.worklists)))
+    if q.visible is not None:
+        where.append(q.visible)
     if q.worklist_label:
         where.append(workitems.c.worklist_label == q.worklist_label)
     if q.priority:

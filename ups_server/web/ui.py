@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import or_
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -14,7 +15,9 @@ from starlette.routing import BaseRoute, Route
 from .. import ui
 from ..auth.http import principal_of
 from ..auth.principal import ADMIN, ARBITRATOR, READER
+from ..db.tables import workitems
 from ..reading.worklist import WorklistError, WorklistQuery, worklist, worklist_label_values
+from ..rules import access
 from .context import services
 from .media import HTTPProblem
 from .workitems import REQUESTER_MAX
@@ -54,9 +57,9 @@ async def config(request: Request) -> JSONResponse:
 
 
 def _query(request: Request) -> WorklistQuery:
-    """The listing the request asks for, within what its principal may see: a signed-in reader is
-    the token's subject (``?reader=`` is for open mode), the All tab is for admins, and a principal
-    restricted to some Worklist Labels sees only those."""
+    """The listing the request asks for, within what its principal may see (rules/access.py:
+    blind reading, claim roles, worklists): a signed-in reader is the token's subject (``?reader=``
+    is for open mode), and the All tab is for admins."""
     p = request.query_params
     principal = principal_of(request)
     if not principal.has(READER, ARBITRATOR):
@@ -71,7 +74,11 @@ def _query(request: Request) -> WorklistQuery:
     tab = p.get("tab", "available")
     if tab == "all" and not principal.has(ADMIN):
         raise HTTPProblem(403, "the All tab is for the admin role")
-    return WorklistQuery(tab=tab, reader=reader, worklists=principal.worklists,
+    visible = access.visible(principal)
+    if visible is not None and reader:
+        # a reader's own claims, also those made before the service records the claimant
+        visible = or_(visible, workitems.c.performer_aet == reader)
+    return WorklistQuery(tab=tab, reader=reader, visible=visible,
                          worklist_label=p.get("worklist") or None,
                          priority=p.get("priority") or None, state=p.get("state") or None,
                          text=(p.get("q") or "").strip() or None, sort=p.get("sort", "priority"),

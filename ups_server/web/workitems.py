@@ -9,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth.http import principal_of
 from ..dicom.dataset import JsonDataset, first
 from ..dicom.uids import is_valid_uid
+from ..rules import access
 from ..ups import tags as t
 from ..ups.errors import Outcome, Transaction, UPSError
 from ..ups.requests import TxnCandidate, TxnSource, UPSRequest
@@ -149,6 +151,7 @@ async def skip(request: Request) -> Response:
 @ups_transaction(Transaction.UPDATE)
 async def reassign(request: Request) -> Response:
     """Extension (an administrator's action): schedule the workitem for ``?reader=``."""
+    access.require_admin(principal_of(request), "Reassign")
     reader = request.query_params.get("reader", "").strip()
     if not reader or len(reader) > 16:
         raise HTTPProblem(400, "reassign needs ?reader= (a reader name of 1 to 16 characters, an SH code value)")
