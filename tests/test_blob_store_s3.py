@@ -135,3 +135,13 @@ def test_a_bucket_that_cannot_be_reached_stops_serve_at_start_with_the_reason(se
                          text=True, timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("UPS_")})
     assert out.returncode != 0
     assert f"the blob store s3://no-such-{bucket.name}/instances cannot be listed" in out.stdout + out.stderr
+
+
+async def test_deleting_a_study_removes_its_objects_from_the_bucket(http, server, bucket):
+    study, other = uid(), uid()
+    assert (await _stow(http, [part10(instance(study)), part10(instance(study)), part10(instance(other))])
+            ).status_code == 200
+    r = await http.delete(f"/studies/{study}")
+    assert r.status_code == 200 and r.json()["instances"] == 2
+    assert bucket.keys() == list((await _index(server)).values())  # the other study's object alone
+    assert await _pending(server) == []

@@ -3,11 +3,16 @@ its request id (X-Request-ID, echoed), the workitem / study UID its path names, 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 
 import httpx
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
 from ups_server.auth.principal import Principal
 from ups_server.logs import JsonFormatter, RequestContext
@@ -75,3 +80,34 @@ async def test_the_principal_joins_the_lines_once_authenticated():
     [entry] = [json.loads(line) for line in out.getvalue().splitlines()]
     assert entry["message"] == "claimed" and entry["principal"] == "dr.house" and entry["study_uid"] == "1.2.3"
     assert (b"x-request-id", entry["request_id"].encode()) in sent[0]["headers"]
+
+
+@pytest.mark.dimse
+async def test_a_dimse_message_logs_with_its_request_id_and_calling_ae(server):
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    dimse_log = logging.getLogger("ups_server.dimse")
+    dimse_log.addHandler(handler)
+    level = dimse_log.level
+    dimse_log.setLevel(logging.INFO)
+    ds = instance()
+    ds.StudyInstanceUID = "not a UID"  # refused, with a log line written while the message is handled
+
+    def store() -> int:
+        ae = AE(ae_title="MODALITY_7")
+        ae.add_requested_context(SecondaryCaptureImageStorage, [ExplicitVRLittleEndian])
+        assoc = ae.associate(*server.dimse.address, ae_title="UPS_SERVER")
+        try:
+            return int(assoc.send_c_store(ds).Status)
+        finally:
+            assoc.release()
+
+    try:
+        assert await asyncio.to_thread(store) == 0xA900
+    finally:
+        dimse_log.removeHandler(handler)
+        dimse_log.setLevel(level)
+    [entry] = [e for e in map(json.loads, out.getvalue().splitlines()) if "refused" in e["message"]]
+    assert entry["calling_ae"] == "MODALITY_7" and len(entry["request_id"]) == 32
+    assert "workitem_uid" not in entry  # a storage message names an instance, not a workitem

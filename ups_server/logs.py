@@ -1,6 +1,6 @@
 """Logging: text lines or JSON objects (``--log-format json``: one object per line), with the
-context of the HTTP request being served: its request id, its principal once known, and the
-workitem / study UID its path names.
+context of the HTTP request or DIMSE message being served: its request id, its principal once
+known, and the workitem / study UID it names.
 
 ``RequestContext`` (ASGI middleware, outermost) takes the request id from ``X-Request-ID`` (or
 makes one), answers it in the same header, and logs one access line per request.
@@ -8,6 +8,7 @@ makes one), answers it in the same header, and logs one access line per request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -38,6 +39,17 @@ def context() -> dict[str, Any]:
     if name:
         out["principal"] = name
     return out
+
+
+@contextlib.contextmanager
+def bound(**fields: Any):
+    """Add ``fields`` to the log context while the block runs (a DIMSE message's handler; the
+    coroutines it hands to the server's loop inherit the context)."""
+    token = _CONTEXT.set({**(_CONTEXT.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 class JsonFormatter(logging.Formatter):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from pynetdicom import AE, evt
@@ -17,6 +19,7 @@ from pynetdicom import _config as pynetdicom_config
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
+from .. import logs
 from ..auth.oidc import OIDCVerifier
 from ..config import Settings
 from ..services import Services
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_ASSOCIATIONS = 64
 QUIET_REACTOR = True  # False: pynetdicom's own 1 ms polling loop
+UPS_CLASSES = "1.2.840.10008.5.1.4.34.6"  # UPS Push / Watch / Pull / Event / Query: the instance is a workitem
 
 
 def on_connection(event: Event) -> None:
@@ -91,10 +95,7 @@ class DimseServer:
         from .qr import make_get_handler, make_move_handler
         from .ups import make_ups_handlers
 
-        return [
-            (evt.EVT_CONN_OPEN, on_connection),
-            (evt.EVT_REQUESTED, self._check_caller),
-            (evt.EVT_USER_ID, self.identity.on_user_identity),
+        messages = [
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, make_store_handler(self)),
             (evt.EVT_C_FIND, make_find_handler(self)),
@@ -102,6 +103,29 @@ class DimseServer:
             (evt.EVT_C_GET, make_get_handler(self)),
             *make_ups_handlers(self),
         ]
+        return [
+            (evt.EVT_CONN_OPEN, on_connection),
+            (evt.EVT_REQUESTED, self._check_caller),
+            (evt.EVT_USER_ID, self.identity.on_user_identity),
+            *((event, self._in_log_context(handler)) for event, handler in messages),
+        ]
+
+    def _in_log_context(self, handler: Callable[[Event], Any]) -> Callable[[Event], Any]:
+        """``handler`` with the message's log context: a request id, the calling AE, the principal,
+        and the workitem UID of a UPS message."""
+
+        def handle(event: Event) -> Any:
+            request = event.request
+            sop_class = str(getattr(request, "AffectedSOPClassUID", None) or
+                            getattr(request, "RequestedSOPClassUID", None) or "")
+            instance = (getattr(request, "AffectedSOPInstanceUID", None) or
+                        getattr(request, "RequestedSOPInstanceUID", None))
+            with logs.bound(request_id=uuid.uuid4().hex, calling_ae=event.assoc.requestor.ae_title.strip(),
+                            state={"principal": self.identity.principal(event.assoc)},
+                            workitem_uid=str(instance) if instance and sop_class.startswith(UPS_CLASSES) else None):
+                return handler(event)
+
+        return handle
 
     def _check_caller(self, event: Event) -> None:
         """Log why an unknown calling AE is about to be rejected (pynetdicom rejects it:

@@ -172,7 +172,8 @@ class IngestService:
                 return None
             await audit_hooks.study_deleted(conn, actor, study_uid, len(paths))
             effects = [await hook(conn, study_uid) for hook in self.on_delete]
-        await self.blobs.delete(paths)
+            await uploads.record_in(conn, paths)  # removed below; by housekeeping if this process dies first
+        await uploads.forget(self.engine, self.blobs, paths)
         return StudyDeleted(study_uid, len(paths), effects)
 
     def _prepare_or_error(self, data: Storable, expected_study: str | None) -> _Prepared | IngestError:

@@ -4,6 +4,8 @@ A store records its new keys in ``blob_uploads`` (committed) before it puts the 
 transaction deletes the records of the objects it indexes (``settle``), so that a record that
 outlives the grace period names an object without a row (the process died, or the transaction
 failed, between the put and the commit). Housekeeping deletes those objects (``remove_orphans``).
+A study deletion records the keys of the rows it deletes in its transaction, then removes the
+objects (``forget``): a crash in between leaves them to housekeeping too.
 
 Race-free across processes: ``remove_orphans`` holds its records ``FOR UPDATE`` while it deletes
 the objects; a store transaction that settles one of them waits, then finds it gone and rolls back
@@ -31,6 +33,12 @@ class UploadLost(RuntimeError):
 
 async def record(engine: AsyncEngine, keys: list[str]) -> None:
     async with engine.begin() as conn:
+        await record_in(conn, keys)
+
+
+async def record_in(conn: AsyncConnection, keys: list[str]) -> None:
+    """Record ``keys`` as objects no row names (to be put, or to be removed) in ``conn``'s transaction."""
+    if keys:
         await conn.execute(insert(blob_uploads), [{"key": key} for key in keys])
 
 
