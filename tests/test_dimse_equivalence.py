@@ -3,8 +3,10 @@
 ONE table of cases. Each case prepares its workitem(s) through the shared service, sends
 the same request over both protocols (a real pynetdicom association to the DimseServer, and
 httpx to the real uvicorn), and checks both answers against one expected ``Outcome``: the
-DIMSE status is ``outcome.status``, the HTTP status and Warning are ``http_status(outcome)``.
-Search cases check that C-FIND and GET /workitems return the same workitems.
+DIMSE status is ``outcome.status``, the HTTP status and Warning are ``http_status(outcome)``,
+or, for the subscription cases (N-ACTION 3/4/5 and their UPS-RS twins), the HTTP status and
+Warning written out in the case. Search cases check that C-FIND and GET /workitems return the
+same workitems.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from sqlalchemy import select, text
 
 from ups_server.db.tables import workitems
 from ups_server.dicom.dataset import to_pydicom
+from ups_server.dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION as FILTERED
+from ups_server.dicom.uids import GLOBAL_SUBSCRIPTION as GLOBAL
 from ups_server.dicom.uids import UPS_PULL, UPS_PUSH, UPS_QUERY, UPS_WATCH
+from ups_server.rules.guard import READER_HOLDS_OTHER_READ
 from ups_server.server import Server
-from ups_server.ups.errors import Outcome, Transaction, http_status
+from ups_server.ups.errors import Outcome, PolicyOutcome, Transaction, http_status
 from ups_server.ups.requests import UPSRequest
 
 from .dimse_client import Reply, UPSClient
+from .event_clients import EventReceiver
 from .workitems import DICOM_JSON, code, el, new_workitem, performed_procedure, state_change
 
 ROOT = "1.2.826.0.1.3680043.10.4"
@@ -35,6 +41,24 @@ READER = "READER_A"
 
 
 pytestmark = pytest.mark.dimse
+
+
+def subscriber(uid: str) -> str:
+    """The subscribing AE of a request: SUB_1 for the DIMSE run, SUB_2 for the HTTP run."""
+    return f"SUB_{uid.split('.')[-2]}"
+
+
+@pytest.fixture
+def receiver():
+    with EventReceiver("SUB") as r:
+        yield r
+
+
+@pytest.fixture
+def settings(settings, receiver):
+    """Both subscribers in ae_table: a DIMSE subscriber needs an event channel (UPS-SUB-09)."""
+    settings.ae_table = {"SUB_1": receiver.address, "SUB_2": receiver.address}
+    return settings
 
 
 # ---- preparing workitems (through the service both protocols share) --------------------------
@@ -78,6 +102,15 @@ async def second_read_of_study(server: Server, uid: str) -> None:
             ds = new_workitem(**{"0020000D": el("UI", f"{uid}.0")})  # one study per prepared pair
             await server.ups.create_in(conn, item, ds, read_group="read")
     await server.ups.change_state(UPSRequest.state_change(first_read, "IN PROGRESS", OTHER_TXN, READER))
+
+
+async def subscribed(server: Server, uid: str) -> None:
+    await scheduled(server, uid)
+    await server.events.subscribe(uid, subscriber(uid), False)
+
+
+async def subscribed_globally(server: Server, uid: str) -> None:
+    await server.events.subscribe(GLOBAL, subscriber(uid), False)
 
 
 # ---- requests, each over both protocols ------------------------------------------------------
@@ -178,6 +211,46 @@ def retrieve() -> Request:
     )
 
 
+def _on(target: str | None, uid: str) -> str:
+    return target or uid  # None: the case's own workitem
+
+
+def subscribe(target: str | None = None, filter_keys: dict[str, Any] | None = None, lock: bool = False) -> Request:
+    """N-ACTION 3 on UPS Watch / POST .../subscribers/{aet} (PS3.18 11.10)."""
+    def dimse(d: Dimse, uid: str) -> Awaitable[Reply]:
+        info = {"00741234": el("AE", subscriber(uid)), "00741230": el("LO", "TRUE" if lock else "FALSE"),
+                **{tag: el(_VR[tag], value) for tag, value in (filter_keys or {}).items()}}
+        return d.call(READER, "action", _on(target, uid), 3, info, UPS_WATCH, UPS_WATCH)
+
+    def http(h: httpx.AsyncClient, uid: str) -> Awaitable[httpx.Response]:
+        params = {"deletionlock": "true" if lock else "false"}
+        if filter_keys:
+            params["filter"] = ",".join(f"{tag}={value}" for tag, value in filter_keys.items())
+        return h.post(f"/workitems/{_on(target, uid)}/subscribers/{subscriber(uid)}", params=params)
+
+    return Request(Transaction.SUBSCRIBE, dimse, http)
+
+
+def unsubscribe(target: str | None = None) -> Request:
+    """N-ACTION 4 on UPS Watch / DELETE .../subscribers/{aet} (PS3.18 11.11)."""
+    return Request(
+        Transaction.UNSUBSCRIBE,
+        lambda d, uid: d.call(READER, "action", _on(target, uid), 4, {"00741234": el("AE", subscriber(uid))},
+                              UPS_WATCH, UPS_WATCH),
+        lambda h, uid: h.delete(f"/workitems/{_on(target, uid)}/subscribers/{subscriber(uid)}"),
+    )
+
+
+def suspend(target: str | None = None) -> Request:
+    """N-ACTION 5 on UPS Watch / POST .../subscribers/{aet}/suspend (PS3.18 11.12)."""
+    return Request(
+        Transaction.SUSPEND,
+        lambda d, uid: d.call(READER, "action", _on(target, uid), 5, {"00741234": el("AE", subscriber(uid))},
+                              UPS_WATCH, UPS_WATCH),
+        lambda h, uid: h.post(f"/workitems/{_on(target, uid)}/subscribers/{subscriber(uid)}/suspend"),
+    )
+
+
 # ---- search corpus ---------------------------------------------------------------------------
 
 
@@ -247,7 +320,8 @@ class Case:
     rule: str
     prepare: Prepare
     request: Request | Search
-    expected: Outcome | set[str] = Outcome.SUCCESS
+    expected: Outcome | PolicyOutcome | set[str] = Outcome.SUCCESS
+    http: tuple[int, str | None] | None = None  # written out: the HTTP status and Warning expected
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -304,7 +378,29 @@ CASES = [
     Case("retrieve", "UPS-TXN-07", in_progress, retrieve()),
     Case("retrieve unknown workitem", "UPS-STATE-14", nothing, retrieve(), Outcome.NO_SUCH_UPS),
     Case("second read of a study by the same reader", "double reading: distinct readers", second_read_of_study,
-         change_state("IN PROGRESS", TXN), Outcome.READER_HOLDS_OTHER_READ),
+         change_state("IN PROGRESS", TXN), READER_HOLDS_OTHER_READ),
+    # subscriptions: N-ACTION 3/4/5 and PS3.18 11.10-11.12, the HTTP answer written out
+    Case("subscribe to a workitem", "UPS-SUB-01", scheduled, subscribe(), http=(201, None)),
+    Case("subscribe to a workitem with deletion lock", "UPS-SUB-01", scheduled, subscribe(lock=True),
+         http=(201, None)),
+    Case("subscribe to an unknown workitem", "UPS-SUB-09", nothing, subscribe(), Outcome.NO_SUCH_UPS,
+         http=(404, "The Target Workitem was not found.")),
+    Case("subscribe globally", "UPS-SUB-04", scheduled, subscribe(GLOBAL), http=(201, None)),
+    Case("subscribe globally with a filter", "UPS-SUB-08", scheduled,
+         subscribe(FILTERED, {"00741204": "Read CT"}), http=(201, None)),
+    Case("unsubscribe from a workitem", "UPS-SUB-02", subscribed, unsubscribe(), http=(200, None)),
+    Case("unsubscribe without a subscription", "UPS-SUB-13", scheduled, unsubscribe(), Outcome.NOT_SUBSCRIBED,
+         http=(404, "Subscription not found.")),
+    Case("unsubscribe from an unknown workitem", "UPS-SUB-13", nothing, unsubscribe(), Outcome.NO_SUCH_UPS,
+         http=(404, "The Target Workitem was not found.")),
+    Case("unsubscribe globally", "UPS-SUB-02", subscribed_globally, unsubscribe(GLOBAL), http=(200, None)),
+    Case("unsubscribe globally without a subscription", "UPS-SUB-13", nothing, unsubscribe(GLOBAL),
+         Outcome.NOT_SUBSCRIBED, http=(404, "Subscription not found.")),
+    Case("suspend a global subscription", "UPS-SUB-03", subscribed_globally, suspend(GLOBAL), http=(200, None)),
+    Case("suspend without a global subscription", "UPS-SUB-14", nothing, suspend(GLOBAL), Outcome.NOT_SUBSCRIBED,
+         http=(404, "Subscription not found.")),
+    Case("suspend on a workitem", "UPS-SUB-14", subscribed, suspend(), Outcome.ACTION_NOT_APPROPRIATE,
+         http=(400, "Specified action not appropriate for specified instance.")),
     # searches (UPS-SOP-06: C-FIND and Search return the same result set)
     Case("search priority", "UPS-QS", corpus, Search(["00741200"], "HIGH"), {"A"}),
     Case("search label wildcard", "UPS-QS", corpus, Search(["00741204"], "Read*"), {"A", "B"}),
@@ -363,15 +459,18 @@ async def test_same_answer_over_dimse_and_http(case: Case, server, dimse, http):
         for match in matches:
             assert set(match) - {"00080005"} <= requested
         return
-    expected: Outcome = case.expected  # type: ignore[assignment]
+    expected: Outcome | PolicyOutcome = case.expected  # type: ignore[assignment]
     over_dimse = await _run_request(case, server, dimse, http, f"{ROOT}.1.{CASES.index(case)}", "dimse")
     over_http = await _run_request(case, server, dimse, http, f"{ROOT}.2.{CASES.index(case)}", "http")
     assert over_dimse.dimse == expected.status, f"{case.rule}: DIMSE 0x{over_dimse.dimse:04X}"
-    status, warning = http_status(expected, case.request.transaction)
     assert over_http.http is not None
-    assert over_http.http[0] == status, f"{case.rule}: HTTP {over_http.http}"
-    if warning:
-        assert over_http.http[1] == warning
+    if case.http is not None:  # written out: status and Warning exactly
+        assert over_http.http == case.http, f"{case.rule}: HTTP {over_http.http}"
+    else:
+        status, warning = http_status(expected, case.request.transaction)
+        assert over_http.http[0] == status, f"{case.rule}: HTTP {over_http.http}"
+        if warning:
+            assert over_http.http[1] == warning
     if expected.is_failure:
         assert over_http.http_dicom_status == over_dimse.dimse
 

@@ -28,7 +28,7 @@ from .ingest.parse import InflateLimits
 from .ingest.service import IngestService
 from .reading.skips import SkipGuard
 from .retrieve.worker import RetrieveWorker
-from .rules.guard import PerformerGuard
+from .rules.guard import DistinctReaderGuard, PerformerGuard
 from .rules.reconcile import Reconciler
 from .rules.wiring import build_engine
 from .services import Services
@@ -60,7 +60,7 @@ def build_services(settings: Settings, engine: AsyncEngine) -> Services:
     ingest.on_store.append(rules.on_store)
     ingest.on_delete.append(Reconciler(rules).on_delete)  # a deleted study's workitems
     ups.add_listener(rules.on_change)
-    ups.claim_guards.append(PerformerGuard())
+    ups.claim_guards += [PerformerGuard(), DistinctReaderGuard()]
     ups.claim_guards.append(SkipGuard(settings.skip_hold))  # a skipped read is not offered back at once
     events = Events(engine, settings)
     ups.add_listener(events.on_change, events.on_changes)

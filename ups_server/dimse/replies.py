@@ -9,14 +9,14 @@ from typing import Any
 from pydicom import Dataset
 
 from ..db.faults import database_unavailable
-from ..ups.errors import Outcome, UPSError
+from ..ups.errors import Outcome, PolicyOutcome, UPSError
 
 log = logging.getLogger(__name__)
 
 ERROR_COMMENT_MAX = 64  # LO
 
 
-def status(outcome: Outcome, detail: str | None = None) -> Dataset:
+def status(outcome: Outcome | PolicyOutcome, detail: str | None = None) -> Dataset:
     """A status dataset for ``outcome``; failures carry ``detail`` as Error Comment."""
     rsp = Dataset()
     rsp.Status = outcome.status

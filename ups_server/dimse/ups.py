@@ -156,19 +156,9 @@ class UPSHandlers:
                     filter_query = query_from_identifier(keys)
                 except QueryError as exc:
                     raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, str(exc)) from None
-            result = self._run(events.subscribe, uid, aet, lock, filter_query)
-        elif action == UNSUBSCRIBE:
-            result = self._run(events.unsubscribe, uid, aet)
-        else:
-            result = self._run(events.suspend_global, uid, aet)
-        return status(_warning_of(result) or Outcome.SUCCESS)
-
-
-def _warning_of(result: Any) -> Outcome | None:
-    """A subscription call may answer nothing, an Outcome, or a Result with ``.warning``."""
-    if isinstance(result, Outcome):
-        return result
-    return getattr(result, "warning", None)
+            return status(self._run(events.subscribe, uid, aet, lock, filter_query) or Outcome.SUCCESS)
+        self._run(events.unsubscribe if action == UNSUBSCRIBE else events.suspend_global, uid, aet)
+        return status(Outcome.SUCCESS)
 
 
 def make_ups_handlers(dimse: DimseServer) -> list[tuple[Any, Callable[[Event], Reply]]]:

@@ -125,13 +125,13 @@ class Events:
                            f"Receiving AE {aet!r} is not in ae_table and has no WebSocket")
         return await self.subscriptions.subscribe(target_uid, aet, deletion_lock, filter_query, via_http=via_http)
 
-    async def unsubscribe(self, target_uid: str, aet: str) -> bool:
-        """True when something was removed; C307 for an unknown workitem."""
-        return await self.subscriptions.unsubscribe(target_uid, aet)
+    async def unsubscribe(self, target_uid: str, aet: str) -> None:
+        """NOT_SUBSCRIBED when there was nothing to remove; C307 for an unknown workitem."""
+        await self.subscriptions.unsubscribe(target_uid, aet)
 
-    async def suspend_global(self, target_uid: str, aet: str) -> bool:
-        """True when a global subscription was suspended; C314 on a workitem UID."""
-        return await self.subscriptions.suspend_global(target_uid, aet)
+    async def suspend_global(self, target_uid: str, aet: str) -> None:
+        """NOT_SUBSCRIBED without a global subscription; C314 on a workitem UID."""
+        await self.subscriptions.suspend_global(target_uid, aet)
 
     async def has_channel(self, aet: str) -> bool:
         return (aet in self.settings.ae_table or self.websockets.has_session(aet)

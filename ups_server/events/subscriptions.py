@@ -97,31 +97,37 @@ class Subscriptions:
 
     # ---- N-ACTION 4 / DELETE .../subscribers/{aet} -----------------------------------------
 
-    async def unsubscribe(self, target: str, aet: str) -> bool:
-        """True when a subscription was removed. On a global UID: the global subscription and
-        every workitem subscription of the AE, releasing its locks (UPS-SUB-02, UPS-SUB-10)."""
+    async def unsubscribe(self, target: str, aet: str) -> None:
+        """Remove a subscription. On a global UID: the global subscription and every workitem
+        subscription of the AE, releasing its locks (UPS-SUB-02, UPS-SUB-10). NOT_SUBSCRIBED when
+        there was none, C307 for an unknown workitem."""
         async with self.engine.begin() as conn:
             if is_global(target):
                 g = await conn.execute(delete(global_subscriptions).where(global_subscriptions.c.aet == aet))
                 s = await conn.execute(delete(subscriptions).where(subscriptions.c.aet == aet))
-                return bool(g.rowcount or s.rowcount)
-            known = (await conn.execute(select(workitems.c.uid).where(workitems.c.uid == target))).first()
-            if known is None:
-                raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {target} does not exist")
-            s = await conn.execute(delete(subscriptions).where(subscriptions.c.aet == aet,
-                                                               subscriptions.c.workitem_uid == target))
-            return bool(s.rowcount)
+                removed = bool(g.rowcount or s.rowcount)
+            else:
+                known = (await conn.execute(select(workitems.c.uid).where(workitems.c.uid == target))).first()
+                if known is None:
+                    raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {target} does not exist")
+                s = await conn.execute(delete(subscriptions).where(subscriptions.c.aet == aet,
+                                                                   subscriptions.c.workitem_uid == target))
+                removed = bool(s.rowcount)
+        if not removed:
+            raise UPSError(Outcome.NOT_SUBSCRIBED, f"{aet} has no subscription to {target}")
 
     # ---- N-ACTION 5 / POST .../subscribers/{aet}/suspend -----------------------------------
 
-    async def suspend_global(self, target: str, aet: str) -> bool:
-        """Global state -> No Global; workitem subscriptions unchanged (UPS-SUB-03)."""
+    async def suspend_global(self, target: str, aet: str) -> None:
+        """Global state -> No Global; workitem subscriptions unchanged (UPS-SUB-03). C314 on a
+        workitem UID, NOT_SUBSCRIBED when the AE has no global subscription."""
         if not is_global(target):
             raise UPSError(Outcome.ACTION_NOT_APPROPRIATE,
                            "Suspend Global Subscription applies to the global subscription UIDs only")
         async with self.engine.begin() as conn:
             g = await conn.execute(delete(global_subscriptions).where(global_subscriptions.c.aet == aet))
-            return bool(g.rowcount)
+        if not g.rowcount:
+            raise UPSError(Outcome.NOT_SUBSCRIBED, f"{aet} has no global subscription")
 
     # ---- inside the transaction of a change ------------------------------------------------
 

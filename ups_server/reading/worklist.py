@@ -14,9 +14,9 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.tables import studies, workitems
+from ..rules.guard import reader_holds_read
 from ..ups import tags as t
 from ..ups.attributes import SCHEDULED, STATES
-from ..ups.service import reader_holds_read
 
 TABS = ("mine", "available", "all")
 SORTS = ("priority", "age")

@@ -1,17 +1,31 @@
-"""Claim guard: a workitem made by a rule with ``performer_only`` may be claimed only by one of
-its Scheduled Human Performers (requester == Human Performer Code Value)."""
+"""Claim guards: policies the rules plug into the UPS core (``UPSService.claim_guards``).
+
+``PerformerGuard``: a workitem made by a rule with ``performer_only`` may be claimed only by one
+of its Scheduled Human Performers (requester == Human Performer Code Value).
+
+``DistinctReaderGuard`` (double reading): the workitems of one read group of a study (the
+``read`` pair) go to distinct readers (unless the rule's group says ``distinct_readers: false``). The claim records the reader; the partial unique index
+``workitems_one_read_per_reader`` on (study, read group, reader) makes the rule hold under any
+concurrency, and its violation is answered READER_HOLDS_OTHER_READ.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.tables import rule_workitems, workitems
 from ..dicom.dataset import first, items
 from ..ups import tags as t
-from ..ups.errors import Outcome, UPSError
+from ..ups.errors import Outcome, PolicyOutcome, UPSError
+
+_ONE_READ_PER_READER = "workitems_one_read_per_reader"  # the unique index (migration 0001)
+_HOLDS_OTHER_READ = "The reader already holds another read of this study."
+READER_HOLDS_OTHER_READ = PolicyOutcome("READER_HOLDS_OTHER_READ", 0x0124, _HOLDS_OTHER_READ,
+                                        (409, _HOLDS_OTHER_READ))
 
 
 def performer_codes(ds: dict[str, Any]) -> list[str]:
@@ -40,3 +54,39 @@ class PerformerGuard:
         mine = workitems.c.dataset.contains({t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE: {"Value": [
             {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"Value": [{t.CODE_VALUE: {"Value": [requester]}}]}}]}})
         return or_(not_(restricted), mine)
+
+
+_OTHER = workitems.alias("other")  # built once: an alias costs a column collection each time
+
+
+def reader_holds_read(reader: str) -> ColumnElement[bool]:
+    """The candidate is a member of a distinct-readers group of its study in which ``reader``
+    already holds (or held) another member."""
+    other = _OTHER
+    return exists().where(and_(
+        workitems.c.read_group.is_not(None),
+        workitems.c.distinct_readers,
+        other.c.study_uid == workitems.c.study_uid,
+        other.c.read_group == workitems.c.read_group,
+        other.c.reader == reader,
+    ))
+
+
+class DistinctReaderGuard:
+    async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None:
+        """Record ``requester`` as the reader of a read-group member; refused when the requester
+        holds (or held) another member of the same group of the study. The error aborts the
+        claim's transaction, which the refusal rolls back."""
+        if not row["read_group"] or not row["distinct_readers"] or not requester:
+            return
+        try:
+            await conn.execute(update(workitems).where(workitems.c.uid == row["uid"]).values(reader=requester))
+        except IntegrityError as exc:
+            if _ONE_READ_PER_READER in str(exc.orig):
+                raise UPSError(READER_HOLDS_OTHER_READ,
+                               f"{requester} already holds another read of this study") from None
+            raise
+
+    def claimable(self, requester: str | None) -> ColumnElement[bool] | None:
+        """Claim-next skips the members of groups in which ``requester`` already holds one."""
+        return not_(reader_holds_read(requester)) if requester else None

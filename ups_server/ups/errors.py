@@ -2,11 +2,13 @@
 
 Every domain result is an ``Outcome``. Failures are raised as ``UPSError(outcome, detail)``;
 warnings travel back with successful results. Adapters look statuses up here and never type
-a status code themselves (checklist §2.1 and §2.2).
+a status code themselves (checklist §2.1 and §2.2). A policy plugged into the UPS core (a claim
+guard in ``rules/``) refuses with a ``PolicyOutcome`` that carries its own row.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -20,6 +22,8 @@ class Transaction(Enum):
     CANCEL = "cancel"
     SEARCH = "search"
     SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    SUSPEND = "suspend"
     STORE = "store"
 
 
@@ -55,8 +59,9 @@ class Outcome(Enum):
     MISSING_ATTRIBUTE = (0x0120, "Missing attribute.")
     MISSING_ATTRIBUTE_VALUE = (0x0121, "Missing attribute value.")
     NOT_AUTHORIZED = (0x0124, "Refused: not authorized.")
-    # double reading: the reader already holds (or held) another read of this study
-    READER_HOLDS_OTHER_READ = (0x0124, "The reader already holds another read of this study.")
+    # Unsubscribe / Suspend of a subscription the AE does not have. PS3.18 11.11/11.12 answer 404;
+    # PS3.4 names no status for it, so N-ACTION 4/5 refuse with C314 (action not appropriate).
+    NOT_SUBSCRIBED = (0xC314, "The Receiving AE has no such subscription.")
     PROCESSING_FAILURE = (0x0110, "Processing failure.")
 
     @property
@@ -76,10 +81,24 @@ class Outcome(Enum):
         return self is not Outcome.SUCCESS and not self.is_warning
 
 
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """A refusal by a policy plugged into the UPS core (a claim guard from ``rules/``): not a
+    PS3.4 outcome, so it names its DIMSE status and its HTTP status + Warning itself."""
+
+    name: str
+    status: int
+    meaning: str
+    http: tuple[int, str | None]
+
+    is_warning = False
+    is_failure = True
+
+
 class UPSError(Exception):
     """A refused request: the outcome, and a sentence a person can act on."""
 
-    def __init__(self, outcome: Outcome, detail: str | None = None):
+    def __init__(self, outcome: Outcome | PolicyOutcome, detail: str | None = None):
         super().__init__(detail or outcome.meaning)
         self.outcome = outcome
         self.detail = detail or outcome.meaning
@@ -126,20 +145,24 @@ _HTTP: dict[tuple[Outcome, Transaction | None], tuple[int, str | None]] = {
     (_O.NO_SUCH_UPS, None): (404, "The Target Workitem was not found."),
     (_O.NOT_SCHEDULED_AT_CREATE, None): (400, "The provided value of UPS State was not SCHEDULED."),
     (_O.UNKNOWN_RECEIVING_AE, None): (404, "Receiving AE-TITLE is Unknown to this SCP."),
+    # PS3.18 11.12: suspend applies to the global subscription resources only: 400
+    (_O.ACTION_NOT_APPROPRIATE, _T.SUSPEND): (400, "Specified action not appropriate for specified instance."),
     (_O.ACTION_NOT_APPROPRIATE, None): (409, "Specified action not appropriate for specified instance."),
+    (_O.NOT_SUBSCRIBED, None): (404, "Subscription not found."),
     (_O.EVENTS_NOT_SUPPORTED, None): (403, "SCP does not support Event Reports."),
     (_O.NO_SUCH_ATTRIBUTE, None): (400, None),
     (_O.INVALID_ATTRIBUTE_VALUE, None): (400, None),
     (_O.MISSING_ATTRIBUTE, None): (400, None),
     (_O.MISSING_ATTRIBUTE_VALUE, None): (400, None),
     (_O.NOT_AUTHORIZED, None): (403, None),
-    (_O.READER_HOLDS_OTHER_READ, None): (409, "The reader already holds another read of this study."),
     (_O.PROCESSING_FAILURE, None): (500, None),
 }
 
 
-def http_status(outcome: Outcome, transaction: Transaction) -> tuple[int, str | None]:
+def http_status(outcome: Outcome | PolicyOutcome, transaction: Transaction) -> tuple[int, str | None]:
     """The HTTP status and Warning text for ``outcome`` answered to ``transaction``."""
+    if isinstance(outcome, PolicyOutcome):
+        return outcome.http
     found = _HTTP.get((outcome, transaction)) or _HTTP.get((outcome, None))
     if found is None:
         raise KeyError(f"no HTTP mapping for {outcome.name}")

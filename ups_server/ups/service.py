@@ -14,9 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, func, insert, select, true, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..db.tables import cancel_requests, skipped_reads, workitems
@@ -36,7 +35,7 @@ from .attributes import (
     validate_set,
 )
 from .columns import index_columns
-from .errors import Outcome, UPSError
+from .errors import Outcome, PolicyOutcome, UPSError
 from .requests import UPSRequest
 from .search import search, where_clause
 from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, Txn, compare_txn
@@ -74,8 +73,9 @@ ManyListener = Callable[[AsyncConnection, list[Change]], Awaitable[None]]
 class ClaimGuard(Protocol):
     """A check before a claim (SCHEDULED -> IN PROGRESS), e.g. "only the scheduled performer".
 
-    ``check`` raises UPSError(Outcome.NOT_AUTHORIZED, ...) to refuse; ``claimable`` gives the
-    same rule as SQL so that claim-next skips what the requester may not claim (None: no filter).
+    ``check`` raises UPSError to refuse (Outcome.NOT_AUTHORIZED, or the policy's own
+    ``PolicyOutcome``) and may record what the claim means to it; ``claimable`` gives the same
+    rule as SQL so that claim-next skips what the requester may not claim (None: no filter).
     """
 
     async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None: ...
@@ -166,7 +166,9 @@ class UPSService:
         distinct_readers: bool = True,
     ) -> Result | None:
         """Create inside ``conn``'s transaction. With ``if_absent`` an existing UID is not an
-        error: None is returned and nothing changes (rule effects are idempotent)."""
+        error: None is returned and nothing changes (rule effects are idempotent). ``read_group``
+        and ``distinct_readers`` are the rules' membership data, stored as given (the claim guards
+        in ``rules/guard.py`` interpret them)."""
         uid, ds, modifications = self._prepare_create(uid, dataset)
         values = {"uid": uid, "state": SCHEDULED, "read_group": read_group, "distinct_readers": distinct_readers,
                   **index_columns(ds)}
@@ -311,15 +313,9 @@ class UPSService:
             raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
                            f"ProcedureStepState (0074,1000) {requested!r} is not one of "
                            "IN PROGRESS, COMPLETED, CANCELED")
-        try:
-            async with self.engine.begin() as conn:
-                row = await self._lock(conn, uid)
-                return await self._change_state_locked(conn, row, requested, transaction_uid, requester)
-        except IntegrityError as exc:
-            if "workitems_one_read_per_reader" in str(exc.orig):
-                raise UPSError(Outcome.READER_HOLDS_OTHER_READ,
-                               f"{requester} already holds another read of this study") from None
-            raise
+        async with self.engine.begin() as conn:
+            row = await self._lock(conn, uid)
+            return await self._change_state_locked(conn, row, requested, transaction_uid, requester)
 
     async def _change_state_locked(
         self, conn: AsyncConnection, row: dict[str, Any], requested: str, txn: str | None, requester: str | None
@@ -338,9 +334,7 @@ class UPSService:
                                f"Transaction UID (0008,1195) {txn!r} is not a valid UID")
             for guard in self.claim_guards:
                 await guard.check(conn, row, requester)
-            extra = {"transaction_uid": txn, "performer_aet": requester,
-                     "reader": requester if row["read_group"] and row["distinct_readers"] else None,
-                     "claimed_at": func.now()}
+            extra = {"transaction_uid": txn, "performer_aet": requester, "claimed_at": func.now()}
         elif decision is Action.CANCEL:
             _fill_cancellation(ds, None)
         elif decision is Action.COMPLETE:
@@ -412,8 +406,6 @@ class UPSService:
                         .limit(1)
                         .with_for_update(skip_locked=True)
                     )
-                    if requester:
-                        stmt = stmt.where(~reader_holds_read(requester))
                     for guard in self.claim_guards:
                         allowed = guard.claimable(requester)
                         if allowed is not None:
@@ -424,8 +416,8 @@ class UPSService:
                     result = await self._change_state_locked(conn, dict(row), IN_PROGRESS, txn, requester)
                     result.transaction_uid = txn
                     return result
-            except IntegrityError as exc:  # the same reader raced itself onto two reads of a study
-                if "workitems_one_read_per_reader" not in str(exc.orig):
+            except UPSError as exc:  # a guard refused what its filter let through (a race): next one
+                if not isinstance(exc.outcome, PolicyOutcome):
                     raise
         return None
 
@@ -505,23 +497,6 @@ def transaction_uid_of(request: UPSRequest) -> str | None:
         raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
                        f"two different Transaction UIDs: {a.uid} in {a.source.value}, {b.uid} in {b.source.value}")
     return next(iter(candidates), None)
-
-
-_OTHER = workitems.alias("other")  # built once: an alias costs a column collection each time
-
-
-def reader_holds_read(reader: str) -> ColumnElement[bool]:
-    """The candidate's study already has a read of the same group held by ``reader``."""
-    other = _OTHER
-    return exists().where(
-        and_(
-            workitems.c.read_group.is_not(None),
-            workitems.c.distinct_readers,
-            other.c.study_uid == workitems.c.study_uid,
-            other.c.read_group == workitems.c.read_group,
-            other.c.reader == reader,
-        )
-    )
 
 
 def _fill_cancellation(ds: JsonDataset, info: JsonDataset | None) -> None:

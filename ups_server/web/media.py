@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from ..dicom.dataset import JsonDataset
 from ..dicom.validation import InvalidDataset, JsonLimits, loads, validate
 from ..dicom.xml import from_xml, to_xml
-from ..ups.errors import Outcome, Transaction, UPSError, http_status
+from ..ups.errors import Outcome, PolicyOutcome, Transaction, UPSError, http_status
 from .multipart import MultipartError, content_type_params, read_parts, related
 
 DICOM_JSON = "application/dicom+json"
@@ -144,7 +144,7 @@ def warning_header(request: Request, text: str) -> dict[str, str]:
 
 
 def outcome_response(
-    request: Request, outcome: Outcome, transaction: Transaction, detail: str | None = None,
+    request: Request, outcome: Outcome | PolicyOutcome, transaction: Transaction, detail: str | None = None,
     headers: dict[str, str] | None = None, payload: Any = None,
 ) -> Response:
     """The HTTP answer for a domain outcome, from the one status table."""

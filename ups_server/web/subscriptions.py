@@ -96,24 +96,20 @@ async def subscribe(request: Request) -> Response:
     return outcome_response(request, outcome or Outcome.SUCCESS, Transaction.SUBSCRIBE, headers=headers)
 
 
-@ups_transaction(Transaction.SUBSCRIBE)
+@ups_transaction(Transaction.UNSUBSCRIBE)
 async def unsubscribe(request: Request) -> Response:
     uid, aet = request.path_params["uid"], _aet(request)
     await _check_owner(request, aet)
-    if not await _events(request).unsubscribe(uid, aet):
-        raise HTTPProblem(404, f"{aet} has no subscription to {uid}", warning="Subscription not found.")
-    return Response(status_code=200)
+    await _events(request).unsubscribe(uid, aet)
+    return outcome_response(request, Outcome.SUCCESS, Transaction.UNSUBSCRIBE)
 
 
-@ups_transaction(Transaction.SUBSCRIBE)
+@ups_transaction(Transaction.SUSPEND)
 async def suspend(request: Request) -> Response:
     uid, aet = request.path_params["uid"], _aet(request)
     await _check_owner(request, aet)
-    if uid not in _GLOBAL:
-        raise HTTPProblem(400, f"suspend applies to {GLOBAL_SUBSCRIPTION} or {FILTERED_GLOBAL_SUBSCRIPTION} only")
-    if not await _events(request).suspend_global(uid, aet):
-        raise HTTPProblem(404, f"{aet} has no global subscription", warning="Subscription not found.")
-    return Response(status_code=200)
+    await _events(request).suspend_global(uid, aet)
+    return outcome_response(request, Outcome.SUCCESS, Transaction.SUSPEND)
 
 
 async def notifications(websocket: WebSocket) -> None:
