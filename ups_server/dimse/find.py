@@ -11,7 +11,7 @@ from pydicom import Dataset
 from pynetdicom.events import Event
 
 from ..dicom.dataset import from_pydicom, to_pydicom
-from . import status
+from ..dicom.statuses import Find
 
 if TYPE_CHECKING:
     from .server import DimseServer
@@ -43,24 +43,24 @@ def make_find_handler(dimse: DimseServer):
             query = query_from_identifier(from_pydicom(event.identifier))
         except (QueryError, ValueError, TypeError) as exc:
             log.info("C-FIND from %s refused: %s", event.assoc.requestor.ae_title, exc)
-            yield _failure(status.FIND_IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
+            yield _failure(Find.IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
             return
         offset = 0
         while True:
             if event.is_cancelled:
-                yield status.FIND_CANCELED, None
+                yield Find.CANCELED, None
                 return
             try:
                 page, remaining = _search(dimse, query, offset)
             except Exception as exc:
                 log.error("C-FIND failed", exc_info=exc)
-                yield _failure(status.FIND_UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}"), None
+                yield _failure(Find.UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}"), None
                 return
             for match in page:
                 if event.is_cancelled:
-                    yield status.FIND_CANCELED, None
+                    yield Find.CANCELED, None
                     return
-                yield status.FIND_PENDING, to_pydicom(match)
+                yield Find.PENDING, to_pydicom(match)
             offset += len(page)
             if not remaining or not page:
                 return

@@ -29,10 +29,10 @@ from pynetdicom.sop_class import (
 from ..auth.principal import ARBITRATOR, READER, Principal
 from ..dicom.dataset import JsonDataset, element, first, from_pydicom, to_pydicom, vr_of
 from ..dicom.query import Match, QueryError, query_from_identifier
+from ..dicom.statuses import Find, Retrieve
 from ..ingest import catalog
 from ..ingest.service import IngestService
 from ..rules import access
-from . import status
 from .contexts import UNCOMPRESSED
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def find(dimse: DimseServer, event: Event) -> Iterator[tuple[int | Dataset, Data
     caller = event.assoc.requestor.ae_title
     principal = dimse.identity.principal(event.assoc)
     if not may_query(principal):
-        yield _failure(status.NOT_AUTHORIZED, "not authorized to query stored studies"), None
+        yield _failure(Find.NOT_AUTHORIZED, "not authorized to query stored studies"), None
         return
     try:
         request = Request(event.identifier, event.request.AffectedSOPClassUID)
@@ -151,18 +151,18 @@ def find(dimse: DimseServer, event: Event) -> Iterator[tuple[int | Dataset, Data
         first_page = next(pages, [])
     except IdentifierError as exc:
         log.info("Q/R C-FIND from %s refused: %s", caller, exc)
-        yield _failure(status.FIND_IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
+        yield _failure(Find.IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
         return
     except Exception as exc:
         log.error("Q/R C-FIND failed", exc_info=exc)
-        yield _failure(status.FIND_UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}"), None
+        yield _failure(Find.UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}"), None
         return
     for page in itertools.chain([first_page], pages):
         for match in page:
             if event.is_cancelled:
-                yield status.FIND_CANCELED, None
+                yield Find.CANCELED, None
                 return
-            yield status.FIND_PENDING, request.reply(match, dimse.settings.ae_title)
+            yield Find.PENDING, request.reply(match, dimse.settings.ae_title)
 
 
 def _matches(dimse: DimseServer, request: Request, principal: Principal) -> Iterator[list[JsonDataset]]:
@@ -237,26 +237,26 @@ def _datasets(dimse: DimseServer, event: Event, rows: list[dict[str, Any]]
               ) -> Iterator[tuple[int, Dataset | None]]:
     for row in rows:
         if event.is_cancelled:
-            yield status.RETRIEVE_CANCELED, None
+            yield Retrieve.CANCELED, None
             return
-        yield status.RETRIEVE_PENDING, dcmread(_ingest(dimse).path_of(row["path"]))
+        yield Retrieve.PENDING, dcmread(_ingest(dimse).path_of(row["path"]))
 
 
 def _resolve(dimse: DimseServer, event: Event) -> tuple[list[dict[str, Any]] | None, Dataset | None]:
     """(the instances to send, None) or (None, the failure to answer)."""
     principal = dimse.identity.principal(event.assoc)
     if not may_query(principal):
-        return None, _failure(status.NOT_AUTHORIZED, "not authorized to retrieve stored studies")
+        return None, _failure(Retrieve.NOT_AUTHORIZED, "not authorized to retrieve stored studies")
     try:
         rows = _instances(dimse, Request(event.identifier, event.request.AffectedSOPClassUID), principal)
     except IdentifierError as exc:
         log.info("Q/R retrieve from %s refused: %s", event.assoc.requestor.ae_title, exc)
-        return None, _failure(status.RETRIEVE_IDENTIFIER_DOES_NOT_MATCH, str(exc))
+        return None, _failure(Retrieve.IDENTIFIER_DOES_NOT_MATCH, str(exc))
     except Exception as exc:
         log.error("Q/R retrieve failed", exc_info=exc)
-        return None, _failure(status.RETRIEVE_UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}")
+        return None, _failure(Retrieve.UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}")
     if len(rows) > MAX_SUBOPERATIONS:
-        return None, _failure(status.RETRIEVE_UNABLE_TO_PROCESS, f"{len(rows)} instances: retrieve fewer at once")
+        return None, _failure(Retrieve.UNABLE_TO_PROCESS, f"{len(rows)} instances: retrieve fewer at once")
     return rows, None
 
 

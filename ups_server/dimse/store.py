@@ -10,9 +10,9 @@ from pynetdicom.events import Event
 
 from ..auth.principal import INGEST
 from ..db.faults import database_unavailable
+from ..dicom.statuses import Storage, Verification
 from ..ingest.model import IngestError
 from ..ingest.parse import DEFLATED, check_deflated
-from . import status
 
 if TYPE_CHECKING:
     from .server import DimseServer
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def handle_echo(event: Event) -> int:
-    return status.SUCCESS
+    return Verification.SUCCESS
 
 
 def _failure(code: int, comment: str) -> Dataset:
@@ -46,7 +46,7 @@ def make_store_handler(dimse: DimseServer):
         if not principal.has(INGEST):
             log.warning("C-STORE from %s refused: it has no ingest role (roles: %s)", requestor.ae_title,
                         ", ".join(sorted(principal.roles)) or "none")
-            return _failure(status.NOT_AUTHORIZED, "not authorized to store: no ingest role")
+            return _failure(Storage.NOT_AUTHORIZED, "not authorized to store: no ingest role")
         sop_uid = _affected_sop_instance(event)  # from the command set: a corrupt dataset cannot break it
         try:
             if event.context.transfer_syntax == DEFLATED:  # pynetdicom would inflate it whole
@@ -61,21 +61,21 @@ def make_store_handler(dimse: DimseServer):
             return _failure(exc.status, exc.reason)
         except Exception as exc:  # noqa: BLE001 - an undecodable dataset is answered, not raised
             log.warning("C-STORE: cannot decode the dataset: %s", exc)
-            return _failure(status.STORE_CANNOT_UNDERSTAND, f"cannot decode the dataset: {exc}")
+            return _failure(Storage.CANNOT_UNDERSTAND, f"cannot decode the dataset: {exc}")
         try:
             dimse.bridge.call(ingest.store(ds, source_ae=requestor.ae_title, source_host=requestor.address,
                                            receiving_ae=event.assoc.acceptor.ae_title))
         except ValueError as exc:  # IngestError: refused for a stated reason, with its status
             reason = getattr(exc, "reason", None) or str(exc)
-            code = getattr(exc, "status", None) or status.STORE_DATASET_DOES_NOT_MATCH
+            code = getattr(exc, "status", None) or Storage.DATASET_DOES_NOT_MATCH_SOP_CLASS
             log.info("C-STORE %s from %s refused (0x%04X): %s", sop_uid, requestor.ae_title, code, reason)
             return _failure(code, str(reason))
         except Exception as exc:
             if database_unavailable(exc):  # refused for now (A700): the SCU may send it again later
                 log.warning("C-STORE %s from %s: the database is unavailable", sop_uid, requestor.ae_title)
-                return _failure(status.STORE_OUT_OF_RESOURCES, "database unavailable; retry later")
+                return _failure(Storage.OUT_OF_RESOURCES, "database unavailable; retry later")
             log.exception("C-STORE %s from %s failed", sop_uid, requestor.ae_title)
-            return _failure(status.STORE_CANNOT_UNDERSTAND, f"processing failure: {type(exc).__name__}")
-        return status.SUCCESS
+            return _failure(Storage.CANNOT_UNDERSTAND, f"processing failure: {type(exc).__name__}")
+        return Storage.SUCCESS
 
     return handle_store

@@ -5,19 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# DIMSE / STOW-RS failure statuses (PS3.4 B.2.3, PS3.18 10.5.3)
-DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-OUT_OF_RESOURCES = 0xA700  # refused: past a limit of this server
-PROCESSING_FAILURE = 0x0110
+from ..dicom.statuses import Storage
 
 
 class IngestError(ValueError):
     """An instance refused for its content: ``reason`` says why, ``status`` is the DICOM
-    failure status to answer with (0xA900 data set does not match SOP class, 0xC000 cannot
-    understand)."""
+    failure status to answer with (a ``Storage`` status: data set does not match SOP class,
+    cannot understand)."""
 
-    def __init__(self, reason: str, status: int = CANNOT_UNDERSTAND, *, sop_class_uid: str | None = None,
+    def __init__(self, reason: str, status: Storage = Storage.CANNOT_UNDERSTAND, *, sop_class_uid: str | None = None,
                  sop_instance_uid: str | None = None):
         super().__init__(reason)
         self.reason = reason

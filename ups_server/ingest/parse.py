@@ -15,8 +15,9 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 
+from ..dicom.statuses import Storage
 from ..dicom.uids import is_valid_uid
-from .model import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, IngestError
+from .model import IngestError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def check_deflated(fp: Any, size: int, limits: InflateLimits) -> None:
         raise IngestError(f"the deflated dataset cannot be inflated: {exc}") from None
     if inflated > limit:
         raise IngestError(f"the deflated dataset inflates past {limit} bytes (limits: {limits.max_size} bytes, "
-                          f"{limits.max_ratio} times its size)", OUT_OF_RESOURCES)
+                          f"{limits.max_ratio} times its size)", Storage.OUT_OF_RESOURCES)
 
 
 def _transfer_syntax(fp: Any) -> str | None:
@@ -200,15 +201,15 @@ def _checked(ds: Dataset, encoded: bytes | None, source: Path | None, size: int 
             "SOPClassUID": str(ds.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID") or ""),
         }
     except Exception as exc:  # noqa: BLE001 - a garbled value may fail to decode in many ways
-        raise IngestError(f"cannot read the instance's UIDs: {exc}", CANNOT_UNDERSTAND) from None
+        raise IngestError(f"cannot read the instance's UIDs: {exc}", Storage.CANNOT_UNDERSTAND) from None
     for keyword, value in uids.items():
         if not value:
-            raise IngestError(f"{keyword} is missing", DATASET_DOES_NOT_MATCH_SOP_CLASS)
+            raise IngestError(f"{keyword} is missing", Storage.DATASET_DOES_NOT_MATCH_SOP_CLASS)
         if not is_valid_uid(value):
-            raise IngestError(f"{keyword} {value!r} is not a valid UID", DATASET_DOES_NOT_MATCH_SOP_CLASS)
+            raise IngestError(f"{keyword} {value!r} is not a valid UID", Storage.DATASET_DOES_NOT_MATCH_SOP_CLASS)
     short = _pixel_data_short(ds, ts)
     if short:
-        raise IngestError(short, DATASET_DOES_NOT_MATCH_SOP_CLASS,
+        raise IngestError(short, Storage.DATASET_DOES_NOT_MATCH_SOP_CLASS,
                           sop_class_uid=uids["SOPClassUID"], sop_instance_uid=uids["SOPInstanceUID"])
     return ParsedInstance(ds, uids["StudyInstanceUID"], uids["SeriesInstanceUID"], uids["SOPInstanceUID"],
                           uids["SOPClassUID"], ts, encoded, source)

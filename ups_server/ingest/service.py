@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .. import metrics
 from ..audit import Actor
 from ..audit import hooks as audit_hooks
+from ..dicom.statuses import Storage
 from . import index, uploads
 from .blobs import BlobStore, FileBlobStore
-from .model import DATASET_DOES_NOT_MATCH_SOP_CLASS, IngestError, StoredInstance, StoreResult
+from .model import IngestError, StoredInstance, StoreResult
 from .parse import (
     DEFAULT_INFLATE,
     InflateLimits,
@@ -194,7 +195,7 @@ class IngestService:
         if expected_study and parsed.study_uid != expected_study:
             _discard(parsed)
             raise IngestError(f"StudyInstanceUID {parsed.study_uid} is not the study {expected_study} of the "
-                              "request", DATASET_DOES_NOT_MATCH_SOP_CLASS, sop_class_uid=parsed.sop_class_uid,
+                              "request", Storage.DATASET_DOES_NOT_MATCH_SOP_CLASS, sop_class_uid=parsed.sop_class_uid,
                               sop_instance_uid=parsed.sop_instance_uid)
         if parsed.encoded is not None:
             _discard(parsed)

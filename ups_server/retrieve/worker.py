@@ -23,6 +23,7 @@ from pydicom import Dataset
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..config import Settings
+from ..dicom.statuses import Storage
 from ..dimse.bridge import Bridge
 from ..events.tasks import cancel, run_when_woken
 from ..ingest import catalog
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0  # jobs posted to another process, and retries coming due
 PROGRESS_SECONDS = 1.0
 MAX_RETRY_SECONDS = 3600
-STORE_OK, STORE_REFUSED, STORE_FAILED = 0x0000, 0xA900, 0xC000
 
 
 class AttemptFailed(Exception):
@@ -227,11 +227,11 @@ class RetrieveWorker:
                                               receiving_ae=self.settings.ae_title))
             except ValueError as exc:  # IngestError: refused with a reason
                 log.info("C-GET from %s: instance refused: %s", archive, exc)
-                return STORE_REFUSED
+                return Storage.DATASET_DOES_NOT_MATCH_SOP_CLASS
             except Exception:
                 log.exception("C-GET from %s: storing an instance failed", archive)
-                return STORE_FAILED
-            return STORE_OK
+                return Storage.CANNOT_UNDERSTAND
+            return Storage.SUCCESS
 
         return store
 

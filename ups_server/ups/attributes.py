@@ -1,7 +1,8 @@
 """Attribute requirements of PS3.4 Table CC.2.5-3 as data: N-CREATE, N-SET and Final State.
 
-``validate_create`` / ``validate_set`` / ``final_state_problems`` walk these tables; the
-tables, not ``if`` chains, say what the standard requires (checklist §4-§7).
+``validate_create`` / ``validate_set`` / ``final_state_problems`` walk the lists derived from
+the attribute table (``attribute_table.py``) and the item-level tables below; the tables, not
+``if`` chains, say what the standard requires (checklist §4-§7).
 """
 
 from __future__ import annotations
@@ -10,6 +11,14 @@ from ..dicom.dataset import JsonDataset, element, has_value, items, vr_of
 from ..dicom.datetime import parse_dt
 from ..dicom.validation import UNLIMITED, validate
 from . import tags as t
+from .attribute_table import (
+    CREATE_MUST_BE_EMPTY,
+    CREATE_TYPE_1,
+    CREATE_TYPE_2,
+    FINAL_R,
+    SET_NOT_ALLOWED,
+    SET_TYPE_1,
+)
 from .errors import Outcome, UPSError
 
 SCHEDULED, IN_PROGRESS, COMPLETED, CANCELED = "SCHEDULED", "IN PROGRESS", "COMPLETED", "CANCELED"
@@ -26,46 +35,6 @@ DATETIMES = (
     t.SCHEDULED_PROCEDURE_STEP_EXPIRATION_DATETIME,
 )
 
-# N-CREATE, SCU column (UPS-CREATE-02/03/05). Type 1: present with a value.
-CREATE_TYPE_1 = (
-    t.SCHEDULED_PROCEDURE_STEP_PRIORITY,
-    t.PROCEDURE_STEP_LABEL,
-    t.SCHEDULED_PROCEDURE_STEP_START_DATETIME,
-    t.INPUT_READINESS_STATE,
-    t.PROCEDURE_STEP_STATE,
-)
-# Type 2 (and the SCP's "x/2" for 1C/2 keys): stored empty when the SCU leaves them out.
-CREATE_TYPE_2 = (
-    t.SCHEDULED_PROCESSING_PARAMETERS_SEQUENCE,
-    t.SCHEDULED_STATION_NAME_CODE_SEQUENCE,
-    t.SCHEDULED_STATION_CLASS_CODE_SEQUENCE,
-    t.SCHEDULED_STATION_GEOGRAPHIC_LOCATION_CODE_SEQUENCE,
-    t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE,
-    t.SCHEDULED_WORKITEM_CODE_SEQUENCE,
-    t.COMMENTS_ON_SCHEDULED_PROCEDURE_STEP,
-    t.INPUT_INFORMATION_SEQUENCE,
-    t.STUDY_INSTANCE_UID,
-    t.PATIENT_NAME,
-    t.PATIENT_ID,
-    t.ISSUER_OF_PATIENT_ID,
-    t.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE,
-    t.OTHER_PATIENT_IDS_SEQUENCE,
-    t.PATIENT_BIRTH_DATE,
-    t.PATIENT_SEX,
-    t.ADMISSION_ID,
-    t.ISSUER_OF_ADMISSION_ID_SEQUENCE,
-    t.ADMITTING_DIAGNOSES_DESCRIPTION,
-    t.ADMITTING_DIAGNOSES_CODE_SEQUENCE,
-    t.REFERENCED_REQUEST_SEQUENCE,
-    t.PROCEDURE_STEP_PROGRESS_INFORMATION_SEQUENCE,
-    t.UPS_PERFORMED_PROCEDURE_SEQUENCE,
-)
-# "Shall be empty" at N-CREATE (UPS-CREATE-05, UPS-TXN-03).
-CREATE_MUST_BE_EMPTY = (
-    t.TRANSACTION_UID,
-    t.PROCEDURE_STEP_PROGRESS_INFORMATION_SEQUENCE,
-    t.UPS_PERFORMED_PROCEDURE_SEQUENCE,
-)
 # Items of sequences: the keys each item must carry with a value (1/1).
 ITEM_TYPE_1 = {
     t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE: (t.HUMAN_PERFORMER_CODE_SEQUENCE,),
@@ -82,46 +51,9 @@ ITEM_TYPE_2 = {
     ),
 }
 
-# N-SET: "Not Allowed" (UPS-SET-04/05) - refused, nothing modified.
-SET_NOT_ALLOWED = (
-    t.SOP_CLASS_UID,
-    t.SOP_INSTANCE_UID,
-    t.PATIENT_NAME,
-    t.PATIENT_ID,
-    t.ISSUER_OF_PATIENT_ID,
-    t.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE,
-    t.PATIENT_BIRTH_DATE,
-    t.PATIENT_SEX,
-    t.ADMISSION_ID,
-    t.ISSUER_OF_ADMISSION_ID_SEQUENCE,
-    t.ADMITTING_DIAGNOSES_DESCRIPTION,
-    t.ADMITTING_DIAGNOSES_CODE_SEQUENCE,
-    t.REFERENCED_REQUEST_SEQUENCE,
-    t.REPLACED_PROCEDURE_STEP_SEQUENCE,
-    t.PROCEDURE_STEP_STATE,
-    t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME,
-)
-# N-SET "3/1": may be left out, but when sent it must carry a value.
-SET_TYPE_1 = (
-    t.SCHEDULED_PROCEDURE_STEP_PRIORITY,
-    t.PROCEDURE_STEP_LABEL,
-    t.WORKLIST_LABEL,
-    t.SCHEDULED_PROCEDURE_STEP_START_DATETIME,
-    t.EXPECTED_COMPLETION_DATETIME,
-    t.INPUT_READINESS_STATE,
-)
-
-# Final State requirements (Table CC.2.5-1; UPS-FINAL-01/02): R for both final states,
-# P for COMPLETED only, X for CANCELED only. Paths are (sequence, key in its first item).
-FINAL_R = (
-    t.SOP_CLASS_UID,
-    t.SOP_INSTANCE_UID,
-    t.SCHEDULED_PROCEDURE_STEP_PRIORITY,
-    t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME,
-    t.SCHEDULED_PROCEDURE_STEP_START_DATETIME,
-    t.INPUT_READINESS_STATE,
-    t.PROCEDURE_STEP_STATE,
-)
+# Final State requirements (Table CC.2.5-1; UPS-FINAL-01/02) of sequence items: P for COMPLETED
+# only, X for CANCELED only (R, for both, is a column of the attribute table). Paths are
+# (sequence, key in its first item).
 FINAL_P = (
     (t.UPS_PERFORMED_PROCEDURE_SEQUENCE, t.PERFORMED_STATION_NAME_CODE_SEQUENCE),
     (t.UPS_PERFORMED_PROCEDURE_SEQUENCE, t.PERFORMED_PROCEDURE_STEP_START_DATETIME),

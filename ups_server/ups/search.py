@@ -22,46 +22,12 @@ from ..dicom.dataset import JsonDataset, vr_of
 from ..dicom.datetime import parse_dt
 from ..dicom.query import SPECIFIC_CHARACTER_SET, TRANSACTION_UID, WILDCARD_VRS, Match, Query, split_range
 from . import tags as t
+from .attribute_table import CONDITIONAL_RETURN_KEYS, MATCH_COLUMNS, RETURN_KEYS
 
 _NUMERIC_VRS = ("DS", "FD", "FL", "IS", "SL", "SS", "SV", "UL", "US", "UV")
 
-# Top-level keys matched on an indexed column: tag -> (column, kind).
-_COLUMNS: dict[str, tuple[Any, str]] = {
-    t.SOP_INSTANCE_UID: (workitems.c.uid, "text"),
-    t.PROCEDURE_STEP_STATE: (workitems.c.state, "text"),
-    t.SCHEDULED_PROCEDURE_STEP_PRIORITY: (workitems.c.priority, "text"),
-    t.PROCEDURE_STEP_LABEL: (workitems.c.procedure_step_label, "text"),
-    t.WORKLIST_LABEL: (workitems.c.worklist_label, "text"),
-    t.INPUT_READINESS_STATE: (workitems.c.input_readiness, "text"),
-    t.SCHEDULED_PROCEDURE_STEP_START_DATETIME: (workitems.c.start_dt, "dt"),
-    t.EXPECTED_COMPLETION_DATETIME: (workitems.c.expected_completion_dt, "dt"),
-    t.SCHEDULED_PROCEDURE_STEP_EXPIRATION_DATETIME: (workitems.c.expiration_dt, "dt"),
-    t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME: (workitems.c.modification_dt, "dt"),
-    t.PATIENT_NAME: (workitems.c.patient_name, "pn"),
-    t.PATIENT_ID: (workitems.c.patient_id, "text"),
-    t.ISSUER_OF_PATIENT_ID: (workitems.c.issuer_of_patient_id, "text"),
-    t.PATIENT_BIRTH_DATE: (workitems.c.patient_birth_date, "da"),
-    t.PATIENT_SEX: (workitems.c.patient_sex, "text"),
-    t.ADMISSION_ID: (workitems.c.admission_id, "text"),
-    # the column may hold the Referenced Request's UID: the JSON test below keeps it exact
-    t.STUDY_INSTANCE_UID: (workitems.c.study_uid, "text+json"),
-}
-
-# Return Key Type 1 and 2 attributes of Table CC.2.5-3 (UPS-QS-04): in every HTTP result.
-RETURN_KEYS = (
-    t.SOP_CLASS_UID, t.SOP_INSTANCE_UID, t.SCHEDULED_PROCEDURE_STEP_PRIORITY, t.PROCEDURE_STEP_LABEL,
-    t.WORKLIST_LABEL, t.SCHEDULED_PROCESSING_PARAMETERS_SEQUENCE, t.SCHEDULED_STATION_NAME_CODE_SEQUENCE,
-    t.SCHEDULED_STATION_CLASS_CODE_SEQUENCE, t.SCHEDULED_STATION_GEOGRAPHIC_LOCATION_CODE_SEQUENCE,
-    t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE, t.SCHEDULED_PROCEDURE_STEP_START_DATETIME,
-    t.SCHEDULED_WORKITEM_CODE_SEQUENCE, t.INPUT_READINESS_STATE, t.INPUT_INFORMATION_SEQUENCE,
-    t.STUDY_INSTANCE_UID, t.PATIENT_NAME, t.PATIENT_ID, t.ISSUER_OF_PATIENT_ID,
-    t.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE, t.OTHER_PATIENT_IDS_SEQUENCE, t.PATIENT_BIRTH_DATE,
-    t.PATIENT_SEX, t.ADMISSION_ID, t.ISSUER_OF_ADMISSION_ID_SEQUENCE, t.ADMITTING_DIAGNOSES_DESCRIPTION,
-    t.ADMITTING_DIAGNOSES_CODE_SEQUENCE, t.REFERENCED_REQUEST_SEQUENCE, t.PROCEDURE_STEP_STATE,
-    t.PROCEDURE_STEP_PROGRESS_INFORMATION_SEQUENCE,
-)
-# Type 1C / 2C: returned when present (Specific Character Set, Patient Medical 2C keys).
-CONDITIONAL_RETURN_KEYS = (SPECIFIC_CHARACTER_SET, "00102000", "001021C0", "00380050")
+# Top-level keys matched on an indexed column: tag -> (column, kind), from the attribute table.
+_COLUMNS: dict[str, tuple[Any, str]] = {tag: (workitems.c[name], kind) for tag, (name, kind) in MATCH_COLUMNS.items()}
 
 
 # ---- matching -----------------------------------------------------------------------------

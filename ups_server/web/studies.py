@@ -18,8 +18,9 @@ from ..auth.principal import ADMIN, ARBITRATOR, INGEST, READER
 from ..db.faults import DatabaseUnavailable, database_unavailable
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.query import QueryError, int_param
+from ..dicom.statuses import FIND_HTTP, Find, Storage, stow_http_status
 from ..ingest import catalog
-from ..ingest.model import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE, IngestError, StoreResult
+from ..ingest.model import IngestError, StoreResult
 from ..ingest.service import IngestService
 from ..rules import access
 from .context import services
@@ -33,7 +34,7 @@ DICOM = "application/dicom"
 _BATCH = 32  # parts stored in one transaction (one study lock, one rules pass)
 _BATCHES_IN_FLIGHT = 2
 _Failure = tuple[str | None, str | None, int, str]  # SOP class, SOP instance, status, reason
-_PROCESSING_FAILURE: _Failure = (None, None, PROCESSING_FAILURE, "processing failure")
+_PROCESSING_FAILURE: _Failure = (None, None, Storage.PROCESSING_FAILURE, "processing failure")
 
 
 def _ingest(request: Request) -> IngestService:
@@ -122,13 +123,10 @@ async def stow(request: Request) -> Response:
     if broken is not None:
         if not outcomes:
             return _problem(400, f"the body is not a multipart/related message: {broken}")
-        failed.append((None, None, CANNOT_UNDERSTAND, str(broken)))
+        failed.append((None, None, Storage.CANNOT_UNDERSTAND, str(broken)))
     if not stored and not failed:
         return _problem(400, "the request has no parts")
-    if not stored and all(f[2] == CANNOT_UNDERSTAND for f in failed):
-        status = 400
-    else:
-        status = 200 if not failed else (202 if stored else 409)
+    status = stow_http_status(len(stored), [f[2] for f in failed])
     response = _stow_response(service_url(request), stored, failed)
     media = _stow_media(request)  # dcm4che's stowrs asks for XML
     if media == DICOM_JSON:
@@ -147,11 +145,11 @@ def _stow_media(request: Request) -> str:
 
 def _unstorable(part: Part) -> _Failure | None:
     if part.too_large:
-        return (None, None, OUT_OF_RESOURCES, "the part is larger than max_stow_part_size")
+        return (None, None, Storage.OUT_OF_RESOURCES, "the part is larger than max_stow_part_size")
     if part.content_type not in (DICOM, ""):
-        return (None, None, CANNOT_UNDERSTAND, f"part of type {part.content_type!r}; only {DICOM} is stored")
+        return (None, None, Storage.CANNOT_UNDERSTAND, f"part of type {part.content_type!r}; only {DICOM} is stored")
     if not part.complete:
-        return (None, None, CANNOT_UNDERSTAND, "the body ended inside this part (no closing delimiter)")
+        return (None, None, Storage.CANNOT_UNDERSTAND, "the body ended inside this part (no closing delimiter)")
     return None
 
 
@@ -187,7 +185,7 @@ def _paging(request: Request) -> tuple[list[tuple[str, str]], int, int]:
         limit = int_param("limit", q["limit"]) if "limit" in q else None
         offset = int_param("offset", q.get("offset", "0"))
     except QueryError as exc:
-        raise HTTPProblem(400, f"invalid query: {exc}") from None
+        raise HTTPProblem(FIND_HTTP[Find.IDENTIFIER_DOES_NOT_MATCH], f"invalid query: {exc}") from None
     return params, page_size(request, limit), offset
 
 
