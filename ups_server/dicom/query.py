@@ -110,7 +110,7 @@ def split_range(vr: str, value: str) -> tuple[str | None, str | None] | None:
 def check_value(tag: str, vr: str, value: str) -> None:
     """Raise QueryError if ``value`` is not a valid single value or range for ``vr``."""
     if "\x00" in value:
-        raise QueryError(f"{_label(tag)}: the value holds a NUL character")
+        raise QueryError(f"{label(tag)}: the value holds a NUL character")
     if value in ("", "*"):
         return
     if vr in INTEGER_RANGES or vr in DECIMAL_VRS:
@@ -120,23 +120,23 @@ def check_value(tag: str, vr: str, value: str) -> None:
     try:
         ends = split_range(vr, value)
     except QueryError as exc:
-        raise QueryError(f"{_label(tag)}: {exc}") from None
+        raise QueryError(f"{label(tag)}: {exc}") from None
     for end in ends if ends is not None else (value,):
         if end is not None and not _valid(vr, end):
-            raise QueryError(f"{_label(tag)}: {end!r} is not a valid {vr} value")
+            raise QueryError(f"{label(tag)}: {end!r} is not a valid {vr} value")
     if ends == (None, None):
-        raise QueryError(f"{_label(tag)}: {value!r} is not a {vr} range")
+        raise QueryError(f"{label(tag)}: {value!r} is not a {vr} range")
 
 
 def _check_number(tag: str, vr: str, value: str) -> None:
     """A numeric VR's key: one finite number of the VR (no nan, inf, 1e999)."""
     try:
         if vr in INTEGER_RANGES:
-            check_integer(vr, _as_number(value, int), _label(tag))
+            check_integer(vr, _as_number(value, int), label(tag))
         else:
-            check_decimal(vr, _as_number(value, float), _label(tag))
+            check_decimal(vr, _as_number(value, float), label(tag))
     except InvalidDataset:
-        raise QueryError(f"{_label(tag)}: {value!r} is not {number_kind(vr)}") from None
+        raise QueryError(f"{label(tag)}: {value!r} is not {number_kind(vr)}") from None
 
 
 def _as_number(value: str, kind: type) -> Any:
@@ -156,7 +156,8 @@ def _valid(vr: str, value: str) -> bool:
     return vr != "DA" or len(value) == 8
 
 
-def _label(tag: str) -> str:
+def label(tag: str) -> str:
+    """``'00100010'`` -> ``'PatientName (0010,0010)'`` for messages."""
     from pydicom.datadict import keyword_for_tag
 
     return f"{keyword_for_tag(int(tag, 16)) or 'attribute'} ({tag[:4]},{tag[4:]})"
@@ -185,16 +186,16 @@ def _add_path(keys: list[Match], tags: list[str], value: str) -> None:
     found = next((m for m in keys if m.tag == tag), None)
     if not rest:
         if found is not None:
-            raise QueryError(f"{_label(tag)} is given more than once")
+            raise QueryError(f"{label(tag)} is given more than once")
         if vr == "SQ" and value:
-            raise QueryError(f"{_label(tag)} is a sequence: match on its items (e.g. {tag}.00080100=...)")
+            raise QueryError(f"{label(tag)} is a sequence: match on its items (e.g. {tag}.00080100=...)")
         keys.append(Match(tag, vr, _http_values(tag, vr, value), [] if vr == "SQ" else None))
         return
     if found is None:
         found = Match(tag, vr, item=[])
         keys.append(found)
     elif found.item is None:
-        raise QueryError(f"{_label(tag)} is given more than once")
+        raise QueryError(f"{label(tag)} is given more than once")
     _add_path(found.item, rest, value)
 
 
@@ -204,7 +205,7 @@ def _http_values(tag: str, vr: str, value: str) -> list[str]:
     values = [v.strip() for v in value.split(",")] if vr == "UI" else [value]
     for v in values:
         if vr == "UI" and not v:
-            raise QueryError(f"{_label(tag)}: empty UID in list {value!r}")
+            raise QueryError(f"{label(tag)}: empty UID in list {value!r}")
         check_value(tag, vr, v)
     return values
 
@@ -282,7 +283,7 @@ def _json_values(tag: str, vr: str, elem: dict[str, Any]) -> list[str]:
         out.extend(text.split("\\") if vr == "UI" else [text])
     out = [v for v in out if v != ""]
     if vr != "UI" and len(out) > 1:
-        raise QueryError(f"{_label(tag)}: only one value may be matched (got {len(out)})")
+        raise QueryError(f"{label(tag)}: only one value may be matched (got {len(out)})")
     for v in out:
         check_value(tag, vr, v)
     return out
@@ -302,7 +303,7 @@ def _identifier_keys(ds: JsonDataset, top: bool) -> list[Match]:
         if vr == "SQ":
             item_list = [i for i in elem.get("Value") or [] if isinstance(i, dict)]
             if len(item_list) > 1:
-                raise QueryError(f"{_label(tag)}: a sequence key holds at most one item")
+                raise QueryError(f"{label(tag)}: a sequence key holds at most one item")
             keys.append(Match(tag, vr, item=_identifier_keys(item_list[0], False) if item_list else []))
         else:
             keys.append(Match(tag, vr, _json_values(tag, vr, elem)))

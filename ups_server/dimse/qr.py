@@ -28,7 +28,7 @@ from pynetdicom.sop_class import (
 
 from ..auth.principal import ARBITRATOR, READER, Principal
 from ..dicom.dataset import JsonDataset, element, first, from_pydicom, to_pydicom, vr_of
-from ..dicom.query import Match, QueryError, query_from_identifier
+from ..dicom.query import Match, Query, QueryError, query_from_identifier
 from ..dicom.statuses import Find, Retrieve
 from ..ingest import catalog
 from ..ingest.service import IngestService
@@ -108,9 +108,9 @@ class Request:
         match = next((m for m in self.keys if m.tag == tag), None)
         return match.values if match else []
 
-    def params(self, skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-        """The matching keys as catalog (QIDO-RS) search parameters."""
-        return [(m.tag, ",".join(m.values)) for m in self.keys if m.tag not in skip]
+    def query(self, skip: tuple[str, ...] = ()) -> Query:
+        """The matching keys as a catalog (QIDO-RS) search."""
+        return Query(keys=[m for m in self.keys if m.tag not in skip])
 
     def studies(self) -> list[str]:
         """The Study Instance UIDs a SERIES or IMAGE level request is under (hierarchical)."""
@@ -173,7 +173,7 @@ def _matches(dimse: DimseServer, request: Request, principal: Principal) -> Iter
     if request.level in ("PATIENT", "STUDY"):
         offset, seen = 0, set()
         within = access.readable_studies(principal)
-        while page := call(catalog.search_studies(engine, request.params(), PAGE, offset, within)):
+        while page := call(catalog.search_studies(engine, request.query(), PAGE, offset, within)):
             offset += len(page)
             if request.level == "STUDY":
                 yield page
@@ -184,13 +184,13 @@ def _matches(dimse: DimseServer, request: Request, principal: Principal) -> Iter
         return
     for study in _readable(dimse, principal, request.studies()):
         if request.level == "SERIES":
-            params = request.params(skip=(STUDY_UID,))
-            found = call(catalog.search_series(engine, study, params, None, 0))
+            keys = request.query(skip=(STUDY_UID,))
+            found = call(catalog.search_series(engine, study, keys, None, 0))
         else:
             series = request.values(SERIES_UID)
-            params = request.params(skip=(STUDY_UID, SERIES_UID))
+            keys = request.query(skip=(STUDY_UID, SERIES_UID))
             found = [m for se in (series or [None])
-                     for m in call(catalog.search_instances(engine, study, se, params, None, 0))]
+                     for m in call(catalog.search_instances(engine, study, se, keys, None, 0))]
         if found:
             yield found
 
@@ -218,7 +218,7 @@ def _instances(dimse: DimseServer, request: Request, principal: Principal) -> li
         patients = request.values(PATIENT_ID)
         if not patients:
             raise IdentifierError("a PATIENT level retrieve needs the Patient ID (0010,0020)")
-        studies = [first(s, STUDY_UID) for s in call(catalog.search_studies(engine, request.params(), None, 0))]
+        studies = [first(s, STUDY_UID) for s in call(catalog.search_studies(engine, request.query(), None, 0))]
     else:
         studies = request.studies()
     studies = _readable(dimse, principal, studies)

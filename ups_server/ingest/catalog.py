@@ -1,42 +1,58 @@
-"""Reading the index back: QIDO-RS searches and the instance lists WADO-RS retrieves."""
+"""Reading the index back: QIDO-RS searches (and the Q/R SCP's) and the instance lists WADO-RS
+retrieves. A search is a ``Query`` (``dicom/query.py``: the parser of UPS search and C-FIND)
+compiled by the one matcher (``dicom/matching.py``) against the level's indexed columns and its
+JSONB copy of the level's attributes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.tables import instances, series, studies
 from ..dicom.dataset import JsonDataset, element
+from ..dicom.matching import Target, key_clause
+from ..dicom.query import Match, Query
+from .index import SERIES_TAGS, STUDY_TAGS
 
-# QIDO keys (keyword or tag) -> the column they match
-STUDY_KEYS = {
-    "StudyInstanceUID": studies.c.study_uid, "0020000D": studies.c.study_uid,
-    "PatientID": studies.c.patient_id, "00100020": studies.c.patient_id,
-    "AccessionNumber": studies.c.accession_number, "00080050": studies.c.accession_number,
-    "StudyDate": studies.c.study_date, "00080020": studies.c.study_date,
-    "PatientName": studies.c.patient_name, "00100010": studies.c.patient_name,
-}
-SERIES_KEYS = {"SeriesInstanceUID": series.c.series_uid, "0020000E": series.c.series_uid,
-               "Modality": series.c.modality, "00080060": series.c.modality}
-INSTANCE_KEYS = {"SOPInstanceUID": instances.c.sop_instance_uid, "00080018": instances.c.sop_instance_uid,
-                 "SOPClassUID": instances.c.sop_class_uid, "00080016": instances.c.sop_class_uid}
-_DATE_COLUMNS = {"StudyDate", "00080020"}
+MODALITY, MODALITIES_IN_STUDY = "00080060", "00080061"
 
 
-def match(column: Any, value: str, is_date: bool = False) -> ColumnElement[bool]:
-    """DICOM matching of one key: UID list (a,b), wildcard (* ?), date range (a-b), single value."""
-    if is_date and "-" in value:
-        lo, hi = (v.strip() for v in value.split("-", 1))
-        conds = ([column >= lo] if lo else []) + ([column <= hi] if hi else [])
-        return and_(*conds)
-    if "," in value:
-        return column.in_([v.strip() for v in value.split(",")])
-    if "*" in value or "?" in value:
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return column.like(escaped.replace("*", "%").replace("?", "_"))
-    return column == value
+@dataclass(frozen=True)
+class Level:
+    """A QIDO-RS level: what its keys match on, and which keys it supports (None: every key)."""
+
+    target: Target
+    supported: frozenset[str] | None
+
+
+STUDY = Level(Target({
+    "0020000D": (studies.c.study_uid, "text"), "00100020": (studies.c.patient_id, "text"),
+    "00080050": (studies.c.accession_number, "text"), "00080020": (studies.c.study_date, "da"),
+    "00100010": (studies.c.patient_name, "pn"),
+}, studies.c.attributes), frozenset({*STUDY_TAGS, MODALITY, MODALITIES_IN_STUDY}))
+SERIES = Level(Target({"0020000E": (series.c.series_uid, "text"), MODALITY: (series.c.modality, "text")},
+                      series.c.attributes), frozenset(SERIES_TAGS))
+INSTANCE = Level(Target({"00080018": (instances.c.sop_instance_uid, "text"),
+                         "00080016": (instances.c.sop_class_uid, "text")}, instances.c.metadata), None)
+
+
+def unsupported(query: Query, level: Level) -> list[str]:
+    """The matching keys ``level`` does not support: ignored (QIDO-RS names them in a Warning)."""
+    return [m.tag for m in query.keys if level.supported is not None and m.tag not in level.supported]
+
+
+def _where(query: Query, level: Level) -> Any:
+    keys = [m for m in query.keys if not m.is_universal and m.tag not in unsupported(query, level)]
+    if level is STUDY:  # Modalities in Study (and Modality, as clients send it): the study's series
+        modalities = [m for m in keys if m.tag in (MODALITY, MODALITIES_IN_STUDY)]
+        keys = [m for m in keys if m not in modalities]
+        conds = [studies.c.study_uid.in_(select(series.c.study_uid).where(
+            key_clause(Match(MODALITY, "CS", m.values), SERIES.target))) for m in modalities]
+        return and_(true(), *conds, *(key_clause(m, level.target) for m in keys))
+    return and_(true(), *(key_clause(m, level.target) for m in keys))
 
 
 async def _page(engine: AsyncEngine, stmt: Any, limit: int | None, offset: int) -> list[Any]:
@@ -46,23 +62,12 @@ async def _page(engine: AsyncEngine, stmt: Any, limit: int | None, offset: int) 
         return list((await conn.execute(stmt)).all())
 
 
-def filters(params: list[tuple[str, str]], keys: dict[str, Any]) -> list[ColumnElement[bool]]:
-    out = []
-    for key, value in params:
-        if key in keys and value != "":
-            out.append(match(keys[key], value, key in _DATE_COLUMNS))
-    return out
-
-
-async def search_studies(engine: AsyncEngine, params: list[tuple[str, str]], limit: int | None,
-                         offset: int, within: Any = None) -> list[JsonDataset]:
+async def search_studies(engine: AsyncEngine, query: Query, limit: int | None, offset: int,
+                         within: Any = None) -> list[JsonDataset]:
     """``within``: a SELECT of the Study Instance UIDs the caller may read (None: all)."""
-    conds = filters(params, STUDY_KEYS)
+    conds = [_where(query, STUDY)]
     if within is not None:
         conds.append(studies.c.study_uid.in_(within))
-    modality = next((v for k, v in params if k in ("ModalitiesInStudy", "00080061", "Modality") and v), None)
-    if modality:
-        conds.append(studies.c.study_uid.in_(select(series.c.study_uid).where(match(series.c.modality, modality))))
     n_series = select(func.count()).where(series.c.study_uid == studies.c.study_uid).scalar_subquery()
     n_inst = select(func.count()).where(instances.c.study_uid == studies.c.study_uid).scalar_subquery()
     mods = select(func.array_agg(func.distinct(series.c.modality))).where(
@@ -80,11 +85,11 @@ async def search_studies(engine: AsyncEngine, params: list[tuple[str, str]], lim
     return out
 
 
-async def search_series(engine: AsyncEngine, study_uid: str, params: list[tuple[str, str]], limit: int | None,
+async def search_series(engine: AsyncEngine, study_uid: str, query: Query, limit: int | None,
                         offset: int) -> list[JsonDataset]:
     n_inst = select(func.count()).where(instances.c.series_uid == series.c.series_uid).scalar_subquery()
     stmt = (select(series.c.attributes, n_inst).where(series.c.study_uid == study_uid,
-                                                      *filters(params, SERIES_KEYS))
+                                                      _where(query, SERIES))
             .order_by(series.c.created_at, series.c.series_uid))
     rows = await _page(engine, stmt, limit, offset)
     out = []
@@ -97,8 +102,8 @@ async def search_series(engine: AsyncEngine, study_uid: str, params: list[tuple[
 
 
 async def search_instances(engine: AsyncEngine, study_uid: str, series_uid: str | None,
-                           params: list[tuple[str, str]], limit: int | None, offset: int) -> list[JsonDataset]:
-    conds = [instances.c.study_uid == study_uid, *filters(params, INSTANCE_KEYS)]
+                           query: Query, limit: int | None, offset: int) -> list[JsonDataset]:
+    conds = [instances.c.study_uid == study_uid, _where(query, INSTANCE)]
     if series_uid:
         conds.append(instances.c.series_uid == series_uid)
     stmt = (select(instances.c.study_uid, instances.c.series_uid, instances.c.sop_class_uid,

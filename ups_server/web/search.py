@@ -22,6 +22,16 @@ MULTIPLE_NOT_SUPPORTED = ("The multiplevaluematching parameter is not supported.
 _CLAIM_PARAMS = ("requester", "transaction-uid", "transaction", "includefield", "limit", "offset")
 
 
+def query_warnings(query: Query) -> list[str]:
+    """What a Search (UPS-RS or QIDO-RS) did not do that the query asked for (PS3.18 8.3.4)."""
+    return [text for flag, text in ((query.fuzzy, FUZZY_NOT_SUPPORTED), (query.empty_value, EMPTY_NOT_SUPPORTED),
+                                    (query.multiple_value, MULTIPLE_NOT_SUPPORTED)) if flag]
+
+
+def warning_headers(request: Request, warnings: list[str]) -> dict[str, str]:
+    return {"Warning": ", ".join(f"299 {service_url(request)}: {w}" for w in warnings)} if warnings else {}
+
+
 def claim_query(request: Request) -> Query | None:
     """The search keys in the query string of POST /workitems/claim (None: any workitem)."""
     keys = [
@@ -48,11 +58,10 @@ async def search(request: Request) -> Response:
             query, offset=query.offset, limit=page_size(request, query.limit))
     except (UPSError, HTTPProblem) as exc:
         return error_response(request, exc, Transaction.SEARCH)
-    warnings = [text for flag, text in ((query.fuzzy, FUZZY_NOT_SUPPORTED), (query.empty_value, EMPTY_NOT_SUPPORTED),
-                                        (query.multiple_value, MULTIPLE_NOT_SUPPORTED)) if flag]
+    warnings = query_warnings(query)
     if remaining > 0 and datasets:  # UPS-QS-06
         warnings.append(more_results_warning(remaining))
-    headers = {"Warning": ", ".join(f"299 {service_url(request)}: {w}" for w in warnings)} if warnings else {}
+    headers = warning_headers(request, warnings)
     if not datasets:
         return Response(status_code=204, headers=headers)
     return dicom_response(media, datasets, headers=headers)

@@ -17,7 +17,7 @@ from ..auth.http import client_address, principal_of
 from ..auth.principal import ADMIN, ARBITRATOR, INGEST, READER
 from ..db.faults import DatabaseUnavailable, database_unavailable
 from ..dicom.dataset import JsonDataset, element
-from ..dicom.query import QueryError, int_param
+from ..dicom.query import Query, QueryError, label, parse_http_query
 from ..dicom.statuses import FIND_HTTP, Find, Storage, stow_http_status
 from ..ingest import catalog
 from ..ingest.model import IngestError, StoreResult
@@ -25,8 +25,9 @@ from ..ingest.service import IngestService
 from ..rules import access
 from .context import services
 from .limits import more_results_warning, page_size
-from .media import DICOM_JSON, HTTPProblem, dicom_json, dicom_response, negotiate, service_url, warning_header
+from .media import DICOM_JSON, HTTPProblem, dicom_json, dicom_response, negotiate, service_url
 from .multipart import MultipartError, Part, content_type_params, parts
+from .search import query_warnings, warning_headers
 
 log = logging.getLogger(__name__)
 
@@ -176,25 +177,30 @@ def _stow_response(base: str, stored: list[StoreResult], failed: list[_Failure])
 # ---- QIDO-RS ----------------------------------------------------------------------------------
 
 
-def _paging(request: Request) -> tuple[list[tuple[str, str]], int, int]:
-    """The query's keys, and the page: one more row than answered is fetched, to tell whether
-    more remain (the Warning of PS3.18 8.3.4.4)."""
-    params = list(request.query_params.multi_items())
-    q = dict(params)
+def _qido_query(request: Request) -> tuple[Query, int]:
+    """The QIDO-RS query (the parser UPS search and C-FIND use, PS3.18 8.3.4) and its page size:
+    one more row than answered is fetched, to tell whether more remain (PS3.18 8.3.4.4)."""
     try:
-        limit = int_param("limit", q["limit"]) if "limit" in q else None
-        offset = int_param("offset", q.get("offset", "0"))
+        query = parse_http_query(request.query_params.multi_items())
     except QueryError as exc:
         raise HTTPProblem(FIND_HTTP[Find.IDENTIFIER_DOES_NOT_MATCH], f"invalid query: {exc}") from None
-    return params, page_size(request, limit), offset
+    return query, page_size(request, query.limit)
 
 
-def _page_response(request: Request, found: list[JsonDataset], limit: int, level: str) -> Response:
-    headers = {}
+def _qido_answer(request: Request, query: Query, limit: int, level: catalog.Level, found: list[JsonDataset],
+                 name: str) -> Response:
+    """The matches with their URLs; a Warning names the keys the level does not support (ignored),
+    what the query asked that the server does not do (fuzzy matching and the like), and whether
+    more results remain."""
+    warnings = query_warnings(query)
+    ignored = catalog.unsupported(query, level)
+    if ignored:
+        warnings.append("The following attributes are not supported as matching keys at this level and "
+                        f"were ignored: {', '.join(label(tag) for tag in ignored)}")
     if len(found) > limit:
         found = found[:limit]
-        headers = warning_header(request, more_results_warning(None))
-    return dicom_json(_with_urls(service_url(request), found, level), headers=headers)
+        warnings.append(more_results_warning(None))
+    return dicom_json(_with_urls(service_url(request), found, name), headers=warning_headers(request, warnings))
 
 
 def _with_urls(base: str, found: list[JsonDataset], level: str) -> list[JsonDataset]:
@@ -212,28 +218,28 @@ def _with_urls(base: str, found: list[JsonDataset], level: str) -> list[JsonData
 async def qido_studies(request: Request) -> Response:
     if refused := await _may_read(request):
         return refused
-    params, limit, offset = _paging(request)
-    found = await catalog.search_studies(_ingest(request).engine, params, limit + 1, offset,
+    query, limit = _qido_query(request)
+    found = await catalog.search_studies(_ingest(request).engine, query, limit + 1, query.offset,
                                          access.readable_studies(principal_of(request)))
-    return _page_response(request, found, limit, "study")
+    return _qido_answer(request, query, limit, catalog.STUDY, found, "study")
 
 
 async def qido_series(request: Request) -> Response:
     if refused := await _may_read(request, request.path_params["study"]):
         return refused
-    params, limit, offset = _paging(request)
-    found = await catalog.search_series(_ingest(request).engine, request.path_params["study"], params,
-                                        limit + 1, offset)
-    return _page_response(request, found, limit, "series")
+    query, limit = _qido_query(request)
+    found = await catalog.search_series(_ingest(request).engine, request.path_params["study"], query,
+                                        limit + 1, query.offset)
+    return _qido_answer(request, query, limit, catalog.SERIES, found, "series")
 
 
 async def qido_instances(request: Request) -> Response:
     if refused := await _may_read(request, request.path_params["study"]):
         return refused
-    params, limit, offset = _paging(request)
+    query, limit = _qido_query(request)
     found = await catalog.search_instances(_ingest(request).engine, request.path_params["study"],
-                                           request.path_params.get("series"), params, limit + 1, offset)
-    return _page_response(request, found, limit, "instance")
+                                           request.path_params.get("series"), query, limit + 1, query.offset)
+    return _qido_answer(request, query, limit, catalog.INSTANCE, found, "instance")
 
 
 # ---- WADO-RS ----------------------------------------------------------------------------------
