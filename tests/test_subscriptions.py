@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from ups_server.db.tables import event_outbox
+from ups_server.db.tables import event_outbox, global_subscriptions
 from ups_server.ups.errors import Outcome, UPSError
 from ups_server.ups.requests import UPSRequest
 
@@ -211,3 +211,27 @@ async def test_canceled_workitem_purged_and_outbox_pruned(http, server):
     await housekeeper.run_once()
     async with server.database.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(event_outbox))).scalar() == 0
+
+
+async def test_filter_is_stored_parsed_once_whatever_form_it_came_in(http, server):
+    # UPS-SUB-08: the HTTP filter parameter and the N-ACTION Matching Keys give the same stored keys
+    await subscribe(http, FILTERED, "SUB_N1", filter="ProcedureStepLabel=Chest")
+    await server.events.subscribe(FILTERED, "SUB_N2", False, {"00741204": {"vr": "LO", "Value": ["Chest"]}},
+                                  via_http=True)
+    async with server.database.engine.connect() as conn:
+        stored = dict((await conn.execute(select(global_subscriptions.c.aet, global_subscriptions.c.filter)
+                                           .where(global_subscriptions.c.aet.in_(["SUB_N1", "SUB_N2"])))).all())
+    assert stored["SUB_N1"] == stored["SUB_N2"] == {
+        "keys": [{"tag": "00741204", "vr": "LO", "values": ["Chest"], "item": None}]}
+
+
+async def test_many_filtered_subscribers_each_get_what_matches(http, server):
+    # one query evaluates every filter of a new workitem (UPS-SUB-08)
+    labels = ["Chest", "Head", "Foot"]
+    for label in labels:
+        await subscribe(http, FILTERED, f"SUB_{label.upper()}", filter=f"ProcedureStepLabel={label}")
+    await subscribe(http, GLOBAL, "SUB_ALL")
+    await create(http, uid(90), **{"00741204": {"vr": "LO", "Value": ["Head"]}})
+    assert set(await subscribed(server, "SUB_HEAD")) == {uid(90)}
+    assert await subscribed(server, "SUB_CHEST") == {} and await subscribed(server, "SUB_FOOT") == {}
+    assert set(await subscribed(server, "SUB_ALL")) == {uid(90)}

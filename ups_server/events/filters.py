@@ -1,8 +1,12 @@
-"""Filtered global subscriptions (UPS-SUB-08): the Matching Keys, stored as JSON, compiled to
-the same WHERE clause as a C-FIND / Search with those keys (one matcher: ``ups.search``)."""
+"""Filtered global subscriptions (UPS-SUB-08): the Matching Keys, parsed once by the one parser
+and stored normalised (``{"keys": [...]}``, the parsed matches), compiled to the same WHERE clause
+as a C-FIND / Search with those keys (one matcher: ``ups.search``). A stored filter is compiled
+once per process (``where_of`` caches by its JSON)."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Union
 
@@ -20,40 +24,43 @@ FilterQuery = Union["Query", JsonDataset, Sequence[tuple[str, str]]]
 def to_stored(filter_query: FilterQuery | None) -> dict[str, Any]:
     """``filter_query`` is a parsed ``dicom.query.Query`` (the N-ACTION Matching Keys), a
     Matching Keys dataset (DICOM JSON) or the ``attr=value`` pairs of an HTTP ``filter``
-    parameter; the result is what the row keeps (JSON). Raises UPSError (0106 / 400) when the
-    keys are missing or cannot be parsed."""
+    parameter; the result is what the row keeps: the parsed keys. Raises UPSError (0106 / 400)
+    when the keys are missing or cannot be parsed."""
     from ..dicom.query import Query
 
-    if isinstance(filter_query, Query):
-        if not filter_query.keys:
-            raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, "a filtered global subscription needs matching keys")
-        return {"keys": [_match_json(m) for m in filter_query.keys]}
-    if not filter_query:
+    if not filter_query or (isinstance(filter_query, Query) and not filter_query.keys):
         raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, "a filtered global subscription needs matching keys")
-    stored: dict[str, Any]
-    if isinstance(filter_query, dict):
-        stored = {"dataset": filter_query}
-    else:
-        stored = {"items": [[str(k), str(v)] for k, v in filter_query]}
-    where_of(stored)  # validate now, not at the next N-CREATE
-    return stored
+    query = filter_query if isinstance(filter_query, Query) else _parse(
+        {"dataset": filter_query} if isinstance(filter_query, dict)
+        else {"items": [[str(k), str(v)] for k, v in filter_query]})
+    return {"keys": [_match_json(m) for m in query.keys]}
+
+
+def _parse(stored: dict[str, Any]) -> Query:
+    """The Query of a stored filter: the normalised keys, or (rows written before filters were
+    stored normalised) the dataset or ``attr=value`` pairs they were given as."""
+    from ..dicom.query import Query, QueryError, parse_http_query, query_from_identifier
+
+    try:
+        if "keys" in stored:
+            return Query(keys=[_match_of(k) for k in stored["keys"]])
+        if "dataset" in stored:
+            return query_from_identifier(stored["dataset"])
+        return parse_http_query([(k, v) for k, v in stored["items"]])
+    except (QueryError, ValueError, KeyError, TypeError) as exc:
+        raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, f"invalid subscription filter: {exc}") from None
 
 
 def where_of(stored: dict[str, Any]) -> ColumnElement[bool]:
     """The WHERE condition on ``workitems`` selecting what the filter subscribes to."""
-    from ..dicom.query import Query, QueryError, parse_http_query, query_from_identifier
+    return _compiled(json.dumps(stored, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(stored_json: str) -> ColumnElement[bool]:
     from ..ups.search import where_clause
 
-    try:
-        if "keys" in stored:
-            query = Query(keys=[_match_of(k) for k in stored["keys"]])
-        elif "dataset" in stored:
-            query = query_from_identifier(stored["dataset"])
-        else:
-            query = parse_http_query([(k, v) for k, v in stored["items"]])
-        return where_clause(query)
-    except (QueryError, ValueError) as exc:
-        raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, f"invalid subscription filter: {exc}") from None
+    return where_clause(_parse(json.loads(stored_json)))
 
 
 def _match_json(m: Match) -> dict[str, Any]:

@@ -11,10 +11,11 @@ a deletion lock) to every COMPLETED / CANCELED workitem would hold them all fore
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, literal, select, true
+from sqlalchemy import ColumnElement, and_, delete, exists, literal, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -133,20 +134,22 @@ class Subscriptions:
 
     async def auto_subscribe(self, conn: AsyncConnection, change: Change) -> list[str]:
         """UPS created: subscribe every global subscriber whose filter (if any) matches it,
-        with its global deletion lock (UPS-SUB-04). Returns the AEs subscribed."""
+        with its global deletion lock (UPS-SUB-04); every filter is evaluated in one query.
+        Returns the AEs subscribed."""
         rows = (await conn.execute(select(global_subscriptions))).mappings().all()
-        chosen: list[dict[str, Any]] = []
+        filters: dict[str, ColumnElement[bool]] = {}
         for g in rows:
             if g["filtered"]:
-                try:
-                    cond = where_of(g["filter"])
-                except UPSError:
-                    continue
-                hit = (await conn.execute(select(literal(1)).where(workitems.c.uid == change.uid, cond))).first()
-                if hit is None:
-                    continue
-            chosen.append({"aet": g["aet"], "workitem_uid": change.uid, "deletion_lock": g["deletion_lock"],
-                           "via_http": g["via_http"]})
+                with contextlib.suppress(UPSError):  # a filter that no longer compiles subscribes to nothing
+                    filters[g["aet"]] = where_of(g["filter"])
+        matched: set[str] = set()
+        if filters:
+            aets = list(filters)
+            hit = (await conn.execute(select(*(filters[aet].label(f"f{i}") for i, aet in enumerate(aets)))
+                                      .where(workitems.c.uid == change.uid))).first()
+            matched = {aet for aet, ok in zip(aets, hit or (), strict=False) if ok}
+        chosen = [{"aet": g["aet"], "workitem_uid": change.uid, "deletion_lock": g["deletion_lock"],
+                   "via_http": g["via_http"]} for g in rows if not g["filtered"] or g["aet"] in matched]
         if not chosen:
             return []
         new = (await conn.execute(pg_insert(subscriptions).values(chosen).on_conflict_do_nothing()
