@@ -231,24 +231,24 @@ def subscribe(target: str | None = None, filter_keys: dict[str, Any] | None = No
     return Request(Transaction.SUBSCRIBE, dimse, http)
 
 
-def unsubscribe(target: str | None = None) -> Request:
-    """N-ACTION 4 on UPS Watch / DELETE .../subscribers/{aet} (PS3.18 11.11)."""
+def _release(action: int, transaction: Transaction, method: str, suffix: str, target: str | None) -> Request:
+    """N-ACTION ``action`` (4 Unsubscribe, 5 Suspend Global) on UPS Watch, and its UPS-RS twin."""
     return Request(
-        Transaction.UNSUBSCRIBE,
-        lambda d, uid: d.call(READER, "action", _on(target, uid), 4, {"00741234": el("AE", subscriber(uid))},
-                              UPS_WATCH, UPS_WATCH),
-        lambda h, uid: h.delete(f"/workitems/{_on(target, uid)}/subscribers/{subscriber(uid)}"),
+        transaction,
+        lambda d, uid: d.call(READER, "action", _on(target, uid), action,
+                              {"00741234": el("AE", subscriber(uid))}, UPS_WATCH, UPS_WATCH),
+        lambda h, uid: h.request(method, f"/workitems/{_on(target, uid)}/subscribers/{subscriber(uid)}{suffix}"),
     )
+
+
+def unsubscribe(target: str | None = None) -> Request:
+    """DELETE .../subscribers/{aet} (PS3.18 11.11)."""
+    return _release(4, Transaction.UNSUBSCRIBE, "DELETE", "", target)
 
 
 def suspend(target: str | None = None) -> Request:
-    """N-ACTION 5 on UPS Watch / POST .../subscribers/{aet}/suspend (PS3.18 11.12)."""
-    return Request(
-        Transaction.SUSPEND,
-        lambda d, uid: d.call(READER, "action", _on(target, uid), 5, {"00741234": el("AE", subscriber(uid))},
-                              UPS_WATCH, UPS_WATCH),
-        lambda h, uid: h.post(f"/workitems/{_on(target, uid)}/subscribers/{subscriber(uid)}/suspend"),
-    )
+    """POST .../subscribers/{aet}/suspend (PS3.18 11.12)."""
+    return _release(5, Transaction.SUSPEND, "POST", "/suspend", target)
 
 
 # ---- search corpus ---------------------------------------------------------------------------
