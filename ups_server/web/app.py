@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -100,6 +100,8 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:  # the client went away while its body was read: nobody to answer
+            log.info("%s %s: the client disconnected", scope["method"], scope["path"])
         except Exception as exc:
             unavailable = database_unavailable(exc)
             if unavailable and time.monotonic() - self._unavailable_logged > RETRY_AFTER_SECONDS:
