@@ -93,6 +93,17 @@ def oidc_issuer():
     issuer.close()
 
 
+@pytest.fixture(scope="module")
+def issuer():
+    """A real OIDC issuer of the module's own (tests/oidc_issuer.py), for tests that set up
+    ``--auth oidc`` themselves (keys rotated or tokens minted per module)."""
+    from .oidc_issuer import Issuer
+
+    issuer = Issuer()
+    yield issuer
+    issuer.close()
+
+
 @pytest.fixture
 def settings(database_url, tmp_path, request) -> Settings:
     """Settings of a server under test; a module marked ``pytest.mark.dimse`` gets a DIMSE port, a

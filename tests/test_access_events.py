@@ -13,14 +13,6 @@ from ups_server.dicom.uids import GLOBAL_SUBSCRIPTION
 
 from .access_support import as_, oidc_settings
 from .event_clients import EventSocket
-from .oidc_issuer import Issuer
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    issuer = Issuer()
-    yield issuer
-    issuer.close()
 
 
 @pytest.fixture

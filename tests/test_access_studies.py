@@ -7,7 +7,6 @@ import pytest
 
 from .access_support import as_, oidc_settings
 from .dicom_instances import instance, multipart, part10, uid
-from .oidc_issuer import Issuer
 
 RULES = """\
 version: 1
@@ -16,13 +15,6 @@ on_store:
     when: [{attribute: Modality, equals: OT}]     # a CT study gets no workitem
     workitem: {uid: "1-{StudyInstanceUID}", group: read, label: Read, worklist_label: DOUBLE_READING}
 """
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    issuer = Issuer()
-    yield issuer
-    issuer.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from .dicom_instances import instance, multipart, part10, uid
-from .oidc_issuer import AUDIENCE, Issuer, bearer
+from .oidc_issuer import AUDIENCE, bearer
 from .processes import REPO
 
 
@@ -72,13 +72,6 @@ async def export(database_url: str, fmt: str) -> str:
                                   timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    issuer = Issuer()
-    yield issuer
-    issuer.close()
 
 
 @pytest.fixture

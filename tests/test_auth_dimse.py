@@ -18,16 +18,9 @@ from pynetdicom.sop_class import SecondaryCaptureImageStorage
 from ups_server.audit.query import search
 
 from .dicom_instances import instance
-from .oidc_issuer import AUDIENCE, Issuer
+from .oidc_issuer import AUDIENCE
 
 pytestmark = pytest.mark.dimse
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    issuer = Issuer()
-    yield issuer
-    issuer.close()
 
 
 @pytest.fixture

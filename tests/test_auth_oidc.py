@@ -17,14 +17,7 @@ from joserfc.jwk import OctKey, RSAKey
 from ups_server.auth.oidc import OIDCVerifier, TokenError
 from ups_server.auth.principal import Principal
 
-from .oidc_issuer import AUDIENCE, Issuer, bearer, tampered, unsigned_token
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    issuer = Issuer()
-    yield issuer
-    issuer.close()
+from .oidc_issuer import AUDIENCE, bearer, tampered, unsigned_token
 
 
 @pytest.fixture

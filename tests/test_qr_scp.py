@@ -13,7 +13,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT_FIND
 
 from .dicom_instances import instance, uid
-from .oidc_issuer import AUDIENCE, Issuer
+from .oidc_issuer import AUDIENCE
 
 pytestmark = pytest.mark.dimse
 
@@ -63,12 +63,6 @@ async def test_c_find_and_qido_find_the_same_studies(server, http, keys):
 
 
 class TestUnderOidc:
-    @pytest.fixture(scope="class")
-    def issuer(self):
-        issuer = Issuer()
-        yield issuer
-        issuer.close()
-
     @pytest.fixture
     def settings(self, settings, issuer):
         return dataclasses.replace(settings, auth="oidc", oidc_issuer=issuer.url, oidc_audience=AUDIENCE,

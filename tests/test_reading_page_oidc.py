@@ -11,16 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from .dicom_instances import instance, part10, uid
-from .oidc_issuer import AUDIENCE, Issuer, bearer
+from .oidc_issuer import AUDIENCE, bearer
 from .oidc_login import CLIENT_ID, Login
 from .reading_flow import claim, read_uid, stow
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    issuer = Issuer()
-    yield issuer
-    issuer.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from ups_server.retrieve.archives import Archive, parse_archive
 
 from .conftest import free_port
 from .dicom_instances import uid
-from .oidc_issuer import AUDIENCE, Issuer, bearer
+from .oidc_issuer import AUDIENCE, bearer
 
 
 @pytest.fixture
@@ -118,12 +118,6 @@ def test_duplicate_archive_names_are_refused():
 
 class TestUnderOidc:
     """Under --auth oidc the admin role, or the retrieve role, may queue and read retrieve jobs."""
-
-    @pytest.fixture(scope="class")
-    def issuer(self):
-        issuer = Issuer()
-        yield issuer
-        issuer.close()
 
     @pytest.fixture
     def settings(self, settings, issuer):
