@@ -85,13 +85,25 @@ def setup_logging(level: str, fmt: str = "text") -> None:
 
 
 def serve(settings: Settings) -> int:
+    if settings.workers > 1:
+        from .workers import serve_workers
+
+        return serve_workers(settings)
+    run_http(settings)
+    return 0
+
+
+def run_http(settings: Settings, sockets: list | None = None, *, primary: bool = True) -> None:
+    """One server process: the services and uvicorn, on ``sockets`` when given (a worker of
+    ``serve --workers N``: the parent bound the port) else on the configured host and port.
+    uvicorn's "auto" loop and HTTP parser are uvloop and httptools (uvicorn[standard])."""
     import uvicorn
 
     from .auth import tls
     from .server import Server
     from .web.app import create_app
 
-    server = Server(settings)
+    server = Server(settings, primary=primary)
     app = create_app(server)
     log.info("serving UPS-RS at %s://%s:%s%s", "https" if settings.tls_cert else "http", settings.host,
              settings.http_port, settings.base_path)
@@ -110,8 +122,7 @@ def serve(settings: Settings) -> int:
                             lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5,
                             timeout_keep_alive=KEEP_ALIVE_SECONDS, proxy_headers=False,
                             **tls.uvicorn_options(settings))
-    Uvicorn(config).run()
-    return 0
+    Uvicorn(config).run(sockets=sockets)
 
 
 def migrate_only(settings: Settings) -> int:

@@ -32,6 +32,7 @@ class Settings:
     ae_table: dict[str, str] = field(default_factory=dict)
     worklist_label: str = "UPS_SERVER"
     db_pool_size: int = 20
+    workers: int = 1  # HTTP worker processes (serve --workers N)
     # subscriptions and events (issue 5)
     event_replay_seconds: int = 300
     event_queue_size: int = 1000
@@ -90,6 +91,9 @@ class Settings:
         "ae_table": "known AEs as AET=host:port, comma separated (event receivers)",
         "worklist_label": "Worklist Label given to workitems created without one",
         "db_pool_size": "database connections per process",
+        "workers": "HTTP worker processes sharing the HTTP port; with more than one, the parent process starts "
+                   "the embedded PostgreSQL and applies the migrations once, then supervises the workers; "
+                   "the first worker alone also serves DIMSE",
         "event_replay_seconds": "seconds an undelivered event is kept for a WebSocket that reconnects "
                                 "(and DIMSE delivery retried); older events are pruned",
         "event_queue_size": "events waiting per WebSocket before the connection is dropped as too slow",
@@ -171,6 +175,8 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         settings = cls(**{k: _coerce(known[k].type, k, v) for k, v in values.items()})
+        if settings.workers < 1:
+            raise ValueError(f"setting workers: {settings.workers} is not a positive number of processes")
         if settings.log_format not in ("text", "json"):
             raise ValueError(f"setting log_format: {settings.log_format!r} is not text or json")
         if settings.blob_store:

@@ -45,8 +45,8 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_services(settings: Settings, engine: AsyncEngine) -> Services:
-    """The services, in dependency order. Listeners run in the order added, inside the change's
+def build_services(settings: Settings, engine: AsyncEngine, *, primary: bool = True) -> Services:
+    """The services, in dependency order (``primary``: see ``Server``). Listeners run in the order added, inside the change's
     transaction: metrics count claims and completions; the rules subscribe to ingest (on_store,
     after the audit row) and to UPS changes (on_completed) and guard claims; the events listener
     turns every change into outbox rows."""
@@ -62,7 +62,7 @@ def build_services(settings: Settings, engine: AsyncEngine) -> Services:
     ups.add_listener(rules.on_change)
     ups.claim_guards += [PerformerGuard(), DistinctReaderGuard()]
     ups.claim_guards.append(SkipGuard(settings.skip_hold))  # a skipped read is not offered back at once
-    events = Events(engine, settings)
+    events = Events(engine, settings, status_changes=primary)
     ups.add_listener(events.on_change, events.on_changes)
     events.housekeeper.jobs += [ingest.remove_orphans, ingest.remove_stale_spool]
     retrieve = RetrieveWorker(engine, ingest, settings)
@@ -75,11 +75,15 @@ class Server:
     ``open()`` starts the (embedded) database, migrates, builds the services and starts the
     components; ``close()`` stops them in reverse order. The HTTP app calls both from its lifespan.
     Without ``network`` nothing listens or delivers: the events service still writes the outbox
-    rows (in the rules' transactions) that a running server delivers.
+    rows (in the rules' transactions) that a running server delivers. Of several worker processes
+    of one ``serve --workers N`` only the ``primary`` one announces the SCP status changes
+    (RESTARTED, GOING DOWN): the subscribers hear of one restart, not of N.
     """
 
-    def __init__(self, settings: Settings, database: Database | None = None, *, network: bool = True):
+    def __init__(self, settings: Settings, database: Database | None = None, *, network: bool = True,
+                 primary: bool = True):
         self.settings = settings
+        self.primary = primary
         self.database = database or Database(settings.database_url, settings.data_dir, settings.db_pool_size)
         self._owns_database = database is None
         self.network = network
@@ -117,7 +121,7 @@ class Server:
         engine = self.database.engine
         if self.settings.migrate:
             await migrate.upgrade(engine)
-        self.services = build_services(self.settings, engine)
+        self.services = build_services(self.settings, engine, primary=self.primary)
         await self.services.ingest.blobs.check()
         self.components = self._network_components(self.services) if self.network else []
         for component in self.components:

@@ -32,8 +32,9 @@ SHUTDOWN_DELIVERY_SECONDS = 3.0
 
 
 class Events:
-    def __init__(self, engine: AsyncEngine, settings: Settings):
+    def __init__(self, engine: AsyncEngine, settings: Settings, *, status_changes: bool = True):
         self.settings = s = settings
+        self.status_changes = status_changes  # announce RESTARTED / GOING DOWN (one process of several)
         self.engine = engine
         self.subscriptions = Subscriptions(self.engine, self.dimse_aets)
         self.websockets = WebSocketDispatcher(self.engine, s.event_replay_seconds, s.event_queue_size)
@@ -57,15 +58,17 @@ class Events:
         self.dimse.start()
         self.notifier.start()
         self.housekeeper.start()
-        await self.status_change("RESTARTED")  # UPS-EVT-04
+        if self.status_changes:
+            await self.status_change("RESTARTED")  # UPS-EVT-04
 
     async def announce_shutdown(self) -> None:
-        """SCP Status Change GOING DOWN (UPS-EVT-04) and a last delivery (bounded); once."""
+        """SCP Status Change GOING DOWN (UPS-EVT-04; ``status_changes``) and a last delivery (bounded); once."""
         if self._announced:
             return
         self._announced = True
-        sent = await self.status_change("GOING DOWN")
-        log.info("SCP Status Change GOING DOWN queued for %d subscriber channel(s)", sent)
+        if self.status_changes:
+            sent = await self.status_change("GOING DOWN")
+            log.info("SCP Status Change GOING DOWN queued for %d subscriber channel(s)", sent)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._last_delivery(), SHUTDOWN_DELIVERY_SECONDS)
 

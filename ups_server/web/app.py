@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from typing import Any, Protocol
 
@@ -51,7 +52,8 @@ async def health(request: Request) -> JSONResponse:
     root: Root = request.app.state.root
     ok = (root.ready and root.services is not None and await can_connect(root.services.engine.url)
           and await root.schema_ok())
-    return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+    # pid: which process answered (the workers of ``serve --workers N`` share one port)
+    return JSONResponse({"status": "ok" if ok else "unavailable", "pid": os.getpid()}, status_code=200 if ok else 503)
 
 
 async def problem(request: Request, exc: HTTPProblem) -> JSONResponse:
