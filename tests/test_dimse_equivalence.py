@@ -25,7 +25,7 @@ from ups_server.dicom.dataset import to_pydicom
 from ups_server.dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION as FILTERED
 from ups_server.dicom.uids import GLOBAL_SUBSCRIPTION as GLOBAL
 from ups_server.dicom.uids import UPS_PULL, UPS_PUSH, UPS_QUERY, UPS_WATCH
-from ups_server.rules.guard import READER_HOLDS_OTHER_READ
+from ups_server.rules.guard import READER_HOLDS_OTHER_READ, membership
 from ups_server.server import Server
 from ups_server.ups.errors import Outcome, PolicyOutcome, Transaction, http_status
 from ups_server.ups.requests import UPSRequest
@@ -100,7 +100,7 @@ async def second_read_of_study(server: Server, uid: str) -> None:
     async with server.ups.engine.begin() as conn:
         for item in (first_read, uid):
             ds = new_workitem(**{"0020000D": el("UI", f"{uid}.0")})  # one study per prepared pair
-            await server.ups.create_in(conn, item, ds, read_group="read")
+            await server.ups.create_in(conn, item, ds, columns=membership("read"))
     await server.ups.change_state(UPSRequest.state_change(first_read, "IN PROGRESS", OTHER_TXN, READER))
 
 

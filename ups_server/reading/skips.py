@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, text
+from sqlalchemy import ColumnElement, and_, exists, func, insert, not_, or_, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.tables import skipped_reads, workitems
 
 
 class SkipGuard:
-    """A ClaimGuard (ups.service) that keeps recently skipped studies out of their reader's claim-next."""
+    """A ClaimGuard (ups.service) that records skips and keeps recently skipped studies out of their
+    reader's claim-next."""
 
     def __init__(self, hold_seconds: int):
         self.hold_seconds = hold_seconds
@@ -31,3 +32,10 @@ class SkipGuard:
             or_(skipped.workitem_uid == workitems.c.uid,
                 and_(skipped.study_uid.is_not(None), skipped.study_uid == workitems.c.study_uid)),
         )))
+
+    async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]:
+        """A skip is recorded for its reader (the performer), so claim-next holds the study back."""
+        if skipped and row["performer_aet"]:
+            await conn.execute(insert(skipped_reads).values(workitem_uid=row["uid"], reader=row["performer_aet"],
+                                                           study_uid=row["study_uid"]))
+        return {}

@@ -33,6 +33,7 @@ from ..ups.attributes import CANCELED, COMPLETED
 from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change, UPSService
 from .conditions import all_hold
+from .guard import membership
 from .model import READ_GROUP, RECEIVING_AE, SENDING_AE, SENDING_HOST, OnCompletedRule, OnStoreRule, RuleSet
 from .paths import resolve
 from .templates import add_reference, build_workitem, input_item, outputs_of, render
@@ -129,8 +130,8 @@ class RuleEngine:
             ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(first)]}
             if tpl.input_information == "append":
                 add_all(ds)
-        if await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group,
-                                    distinct_readers=tpl.distinct_readers) is not None:
+        if await self.ups.create_in(conn, uid, ds, if_absent=True,
+                                    columns=membership(tpl.group, tpl.distinct_readers)) is not None:
             await conn.execute(pg_insert(rule_workitems).values(
                 workitem_uid=uid, rule=rule.id, study_uid=first.study_uid, performer_only=tpl.performer_only,
                 claim_role=tpl.claim_role,
@@ -199,8 +200,8 @@ class RuleEngine:
         inputs = self._completed_inputs(tpl.input_information, source, completed)
         if inputs:
             ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": inputs}
-        created = await self.ups.create_in(conn, uid, ds, if_absent=True, read_group=tpl.group,
-                                           distinct_readers=tpl.distinct_readers)
+        created = await self.ups.create_in(conn, uid, ds, if_absent=True,
+                                           columns=membership(tpl.group, tpl.distinct_readers))
         if created is None:
             return None
         await conn.execute(pg_insert(rule_workitems).values(

@@ -55,6 +55,16 @@ class PerformerGuard:
             {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"Value": [{t.CODE_VALUE: {"Value": [requester]}}]}}]}})
         return or_(not_(restricted), mine)
 
+    async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]:
+        return {}
+
+
+def membership(group: str | None, distinct_readers: bool = True) -> dict[str, Any]:
+    """The columns of a workitem row that make it a member of a read group, and say whether the
+    group's readers must be distinct (what ``DistinctReaderGuard`` and ``rules.access`` read): the
+    rules hand them to the UPS service's creates and amends, which store them as given."""
+    return {"read_group": group, "distinct_readers": distinct_readers}
+
 
 _OTHER = workitems.alias("other")  # built once: an alias costs a column collection each time
 
@@ -90,3 +100,7 @@ class DistinctReaderGuard:
     def claimable(self, requester: str | None) -> ColumnElement[bool] | None:
         """Claim-next skips the members of groups in which ``requester`` already holds one."""
         return not_(reader_holds_read(requester)) if requester else None
+
+    async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]:
+        """A claim given back is no one's read any more."""
+        return {"reader": None}

@@ -35,6 +35,7 @@ from ..ups import tags as t
 from ..ups.attributes import CANCELED, COMPLETED, DEFAULT_DISCONTINUATION_REASON, IN_PROGRESS, SCHEDULED
 from .derive import Derivation, Derived, any_of
 from .engine import RuleEngine, present, special_subjects
+from .guard import membership
 from .templates import build_workitem, render, set_references, study_inputs
 
 CANCEL_REASON = "rule no longer applies"
@@ -179,8 +180,8 @@ class Reconciler:
         created = await self._create(conn, creates, changes)
         keep += [d for d, _ in creates if d.uid in created]
         await self._load_datasets(conn, [row for _, row, _ in amends] + cancels)
-        await self.ups.amend_many_in(conn, [(row, self._amended(d, row, what)) for d, row, what in amends],
-                                     {d.uid: _group(d) for d, _, _ in amends})
+        await self.ups.amend_many_in(conn, [(row, self._amended(d, row, what), membership(*_group(d)))
+                                            for d, row, what in amends])
         report.rule_rows += await self._record_rules(conn, keep, created)
         info = cancel_info()
         for row in cancels:
@@ -285,7 +286,7 @@ class Reconciler:
         """One INSERT for the batch's new workitems; a dataset the UPS service refuses is a rule
         failure (recorded in rule_failures), the others are created."""
         created, refused = await self.ups.create_many_in(
-            conn, [(d.uid, ds, *_group(d)) for d, ds in creates])
+            conn, [(d.uid, ds, membership(*_group(d))) for d, ds in creates])
         for d, _ in creates:
             if d.uid in refused:
                 error = refused[d.uid]

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, bindparam, func, insert, select, true, upd
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..db.tables import cancel_requests, skipped_reads, workitems
+from ..db.tables import cancel_requests, workitems
 from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.datetime import format_dt
 from ..dicom.query import Query
@@ -75,12 +75,16 @@ class ClaimGuard(Protocol):
 
     ``check`` raises UPSError to refuse (Outcome.NOT_AUTHORIZED, or the policy's own
     ``PolicyOutcome``) and may record what the claim means to it; ``claimable`` gives the same
-    rule as SQL so that claim-next skips what the requester may not claim (None: no filter).
+    rule as SQL so that claim-next skips what the requester may not claim (None: no filter);
+    ``release`` is told when a claim is given back (the skip / reassign extensions; ``skipped``:
+    by its performer) and returns the columns of the row it reset, written with the release.
     """
 
     async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None: ...
 
     def claimable(self, requester: str | None) -> ColumnElement[bool] | None: ...
+
+    async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -162,16 +166,14 @@ class UPSService:
         *,
         requester: str | None = None,
         if_absent: bool = False,
-        read_group: str | None = None,
-        distinct_readers: bool = True,
+        columns: dict[str, Any] | None = None,
     ) -> Result | None:
         """Create inside ``conn``'s transaction. With ``if_absent`` an existing UID is not an
-        error: None is returned and nothing changes (rule effects are idempotent). ``read_group``
-        and ``distinct_readers`` are the rules' membership data, stored as given (the claim guards
-        in ``rules/guard.py`` interpret them)."""
+        error: None is returned and nothing changes (rule effects are idempotent). ``columns``:
+        further columns of the row that belong to the caller (the rules' read-group membership,
+        ``rules.guard.membership``), written as given in the same INSERT."""
         uid, ds, modifications = self._prepare_create(uid, dataset)
-        values = {"uid": uid, "state": SCHEDULED, "read_group": read_group, "distinct_readers": distinct_readers,
-                  **index_columns(ds)}
+        values = {"uid": uid, "state": SCHEDULED, **(columns or {}), **index_columns(ds)}
         stmt = pg_insert(workitems).values(**values).on_conflict_do_nothing(index_elements=["uid"])
         created = (await conn.execute(stmt.returning(workitems))).mappings().first()
         if created is None:
@@ -204,24 +206,23 @@ class UPSService:
             ds[t.WORKLIST_LABEL] = element("LO", self.default_worklist_label)
         return uid, ds, modifications
 
-    async def create_many_in(self, conn: AsyncConnection, new: list[tuple[str, JsonDataset, str | None, bool]]
+    async def create_many_in(self, conn: AsyncConnection, new: list[tuple[str, JsonDataset, dict[str, Any]]]
                              ) -> tuple[list[str], dict[str, UPSError]]:
         """SCP-side creates of many workitems (``rules apply``) in ``conn``'s transaction: each
-        (uid, dataset - completed in place, read group, distinct readers) checked as one N-CREATE; one batched
-        INSERT of the absent UIDs; listeners told in one batch. The UIDs created, and the refused
-        ones with why."""
+        (uid, dataset - completed in place, the caller's further columns as in ``create_in``, the same
+        keys for every one) checked as one N-CREATE; one batched INSERT of the absent UIDs; listeners
+        told in one batch. The UIDs created, and the refused ones with why."""
         refused: dict[str, UPSError] = {}
         prepared: dict[str, JsonDataset] = {}
         rows = []
-        for uid, dataset, group, distinct_readers in new:
+        for uid, dataset, columns in new:
             try:
                 uid, ds, _ = self._prepare_create(uid, dataset, owned=True)
             except UPSError as exc:
                 refused[uid] = exc
                 continue
             prepared[uid] = ds
-            rows.append({"uid": uid, "state": SCHEDULED, "read_group": group, "distinct_readers": distinct_readers,
-                         **index_columns(ds)})
+            rows.append({"uid": uid, "state": SCHEDULED, **columns, **index_columns(ds)})
         if not rows:
             return [], refused
         stmt = (pg_insert(workitems).on_conflict_do_nothing(index_elements=["uid"])
@@ -276,29 +277,28 @@ class UPSService:
         await self._notify(conn, Change("updated", uid, row["state"], ds, previous=row["dataset"], row=new_row))
         return Result(uid, ds)
 
-    async def amend_many_in(self, conn: AsyncConnection, amended: list[tuple[dict[str, Any], JsonDataset]],
-                            groups: dict[str, tuple[str | None, bool]] | None = None) -> list[str]:
+    async def amend_many_in(self, conn: AsyncConnection,
+                            amended: list[tuple[dict[str, Any], JsonDataset, dict[str, Any]]]) -> list[str]:
         """SCP-side changes of many SCHEDULED workitems (``rules apply``) whose rows ``conn``
-        holds locked: (row, new dataset) written in one statement, only while still SCHEDULED;
-        ``groups`` moves workitems to another (read group, distinct readers). Listeners see "updated".
-        The UIDs written."""
+        holds locked: (row, new dataset, the caller's further columns as in ``create_in``, the same
+        keys for every one) written in one statement, only while still SCHEDULED. Listeners see
+        "updated". The UIDs written."""
         if not amended:
             return []
         now = _now_dt()
         columns = []
-        for row, ds in amended:
+        for _, ds, extra in amended:
             ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", now)
-            group, distinct = (groups or {}).get(row["uid"], (row["read_group"], row["distinct_readers"]))
-            columns.append({"read_group": group, "distinct_readers": distinct, **index_columns(ds)})
+            columns.append({**extra, **index_columns(ds)})
         stmt = (update(workitems)
                 .where(workitems.c.uid == bindparam("b_uid"), workitems.c.state == SCHEDULED)
                 .values(**{k: bindparam("b_" + k) for k in columns[0]}, updated_at=func.now()))
         await conn.execute(stmt, [{"b_uid": row["uid"], **{"b_" + k: v for k, v in cols.items()}}
-                                  for (row, _), cols in zip(amended, columns, strict=True)])
+                                  for (row, _, _), cols in zip(amended, columns, strict=True)])
         await self.notify_many(conn, [
             Change("updated", row["uid"], SCHEDULED, ds, previous=row["dataset"], row={**row, **cols})
-            for (row, ds), cols in zip(amended, columns, strict=True)])
-        return [row["uid"] for row, _ in amended]
+            for (row, ds, _), cols in zip(amended, columns, strict=True)])
+        return [row["uid"] for row, _, _ in amended]
 
     # ---- change state ---------------------------------------------------------------------
 
@@ -423,8 +423,8 @@ class UPSService:
 
     async def skip(self, request: UPSRequest) -> Result:
         """Extension (not in PS3.4): the performer gives an IN PROGRESS workitem back to the pool
-        (SCHEDULED again, no Transaction UID, no reader), recorded in ``skipped_reads`` so that
-        claim-next does not offer it to that reader again for a while (reading/skips.py)."""
+        (SCHEDULED again, no Transaction UID); the claim guards are told it was skipped (the reading
+        extension then does not offer it to that reader again for a while: reading/skips.py)."""
         uid, transaction_uid = _addressed(request), transaction_uid_of(request)
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
@@ -434,10 +434,7 @@ class UPSService:
             if txn is not Txn.CORRECT:
                 raise UPSError(Outcome.TRANSACTION_UID_MISSING if txn is Txn.MISSING
                                else Outcome.TRANSACTION_UID_INCORRECT)
-            if row["performer_aet"]:
-                await conn.execute(insert(skipped_reads).values(workitem_uid=uid, reader=row["performer_aet"],
-                                                               study_uid=row["study_uid"]))
-            ds = await self._release(conn, row, copy.deepcopy(row["dataset"]))
+            ds = await self._release(conn, row, copy.deepcopy(row["dataset"]), skipped=True)
         return Result(uid, ds)
 
     async def reassign(self, uid: str, reader: str) -> Result:
@@ -462,12 +459,17 @@ class UPSService:
                 await self._notify(conn, Change("updated", uid, SCHEDULED, ds, previous=row["dataset"], row=new_row))
         return Result(uid, ds)
 
-    async def _release(self, conn: AsyncConnection, row: dict[str, Any], ds: JsonDataset) -> JsonDataset:
-        """IN PROGRESS -> SCHEDULED (the skip / reassign extensions; never through Change State)."""
+    async def _release(self, conn: AsyncConnection, row: dict[str, Any], ds: JsonDataset,
+                       skipped: bool = False) -> JsonDataset:
+        """IN PROGRESS -> SCHEDULED (the skip / reassign extensions; never through Change State);
+        the claim guards reset what they recorded of the claim."""
+        released: dict[str, Any] = {}
+        for guard in self.claim_guards:
+            released.update(await guard.release(conn, row, skipped))
         ds[t.PROCEDURE_STEP_STATE] = element("CS", SCHEDULED)
         ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
         new_row = await self._write(conn, row["uid"], ds, state=SCHEDULED, transaction_uid=None,
-                                    performer_aet=None, reader=None, claimed_at=None)
+                                    performer_aet=None, claimed_at=None, **released)
         await self._notify(conn, Change("state", row["uid"], SCHEDULED, ds, previous=row["dataset"],
                                         previous_state=IN_PROGRESS, requester=row["performer_aet"], row=new_row))
         return ds
