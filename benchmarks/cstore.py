@@ -6,15 +6,20 @@ same run, against an Orthanc from Debian's package (started as ``benchmarks/inge
     python benchmarks/cstore.py -n 2000 --per-study 10
 
 Both servers get the same number of fresh instances (written once as Part 10 files, different UIDs
-per server) after a warm-up of one study; DCMTK disables Nagle's algorithm (TCP_NODELAY) by default.
+per server) after a warm-up of one study. Debian's DCMTK leaves Nagle's algorithm on unless the
+environment says ``TCP_NODELAY=1``: without it every instance waits ~40 ms on a delayed ACK (its
+command and data PDUs are two small writes), whatever the server, so ``storescu`` runs with it.
 ups-server runs the bundled double-reading rules on every instance; the run checks that every study
-got its two read workitems. Prints ONE JSON line.
+got its two read workitems. Besides instances/s it reports the CPU each server spent per instance
+(ups-server's processes, its PostgreSQL's, Orthanc's: less distorted by a loaded machine than the
+rates). Prints ONE JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,12 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
-
-from ups_server.dicom.uids import name_based_uid
 
 STORESCU = "/usr/bin/storescu"  # DCMTK (Debian dcmtk), not pynetdicom's storescu script
 
@@ -49,28 +50,20 @@ def storescu(host: str, port: int, called: str, directory: Path) -> float:
     cmd = [STORESCU, "-aet", "BENCH", "-aec", called, "-xe",
            "+sd", host, str(port), str(directory)]
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "TCP_NODELAY": "1"})
     elapsed = time.perf_counter() - started
     if done.returncode != 0 or "Store Failed" in done.stderr or "E:" in done.stderr:
         raise RuntimeError(f"storescu to {called} failed ({done.returncode}): {done.stderr[-2000:]}")
     return elapsed
 
 
-def count_reads(http: str, studies: list[str]) -> int:
-    """Studies whose two read workitems exist (the rules ran for them)."""
-    found = 0
-    with httpx.Client(timeout=30) as client:
-        for uid in studies:
-            codes = [client.get(f"{http}/workitems/{name_based_uid(f'{n}-{uid}')}",
-                                headers={"Accept": "application/dicom+json"}).status_code for n in (1, 2)]
-            found += codes == [200, 200]
-    return found
-
-
-def measure(tmp: Path, name: str, dimse: tuple[str, int], called: str) -> float:
-    """Seconds for the ``name`` load after the warm-up study."""
+def measure(tmp: Path, name: str, dimse: tuple[str, int], called: str, pids: list[int], n: int) -> dict[str, Any]:
+    """The ``name`` load after the warm-up study: instances/s and CPU ms per instance of ``pids``' trees."""
     storescu(*dimse, called, tmp / f"load-{name}-warm")
-    return storescu(*dimse, called, tmp / f"load-{name}")
+    cpu = harness.cpu_seconds(pids, tree=True)
+    seconds = storescu(*dimse, called, tmp / f"load-{name}")
+    return {"per_s": round(n / seconds, 1), "cpu_ms_per_instance": round(
+        (harness.cpu_seconds(pids, tree=True) - cpu) * 1000 / n, 2), "load_average": harness.load_average()}
 
 
 def main() -> int:
@@ -92,21 +85,28 @@ def main() -> int:
         n = studies * args.per_study
         ups = harness.start_ups(tmp, log, extra=args.server_args.split() or None)
         procs.append(ups.proc)
-        ups_s = measure(tmp, "ups", ups.dimse, "UPS_SERVER")
+        pg_pid = ups.postgres()[1]
+        server, postgres = ups.server_pids(), [pg_pid]
+        cpu_pg = harness.cpu_seconds(postgres, tree=True)
+        ups_run = measure(tmp, "ups", ups.dimse, "UPS_SERVER", server, n)
+        cpu_pg = harness.cpu_seconds(postgres, tree=True) - cpu_pg  # the warm-up study included: small
         result: dict[str, Any] = {
-            "benchmark": "cstore", "client": "DCMTK storescu, one association", "instances": n,
+            "benchmark": "cstore", "client": "DCMTK storescu, one association, TCP_NODELAY", "instances": n,
             "per_study": args.per_study, "server_args": args.server_args,
-            "ups_server_per_s": round(n / ups_s, 1), "ups_load_average": harness.load_average(),
-            "studies_with_both_reads": count_reads(ups.http, studies_of["ups"]), "studies": studies,
+            "ups_server_per_s": ups_run["per_s"], "ups_server_cpu_ms_per_instance": ups_run["cpu_ms_per_instance"],
+            "ups_postgres_cpu_ms_per_instance": round(cpu_pg * 1000 / (n + args.per_study), 2),
+            "ups_load_average": ups_run["load_average"],
+            "studies_with_both_reads": harness.count_reads(ups.http, studies_of["ups"]), "studies": studies,
         }
         harness.stop(ups.proc)
         if not args.no_orthanc and shutil.which(harness.ORTHANC):
             proc, _, dimse = harness.start_orthanc(tmp, log)
             procs.append(proc)
-            orthanc_s = measure(tmp, "orthanc", dimse, "ORTHANC")
-            result["orthanc_per_s"] = round(n / orthanc_s, 1)
-            result["orthanc_load_average"] = harness.load_average()
-            result["ratio_ups_over_orthanc"] = round(orthanc_s / ups_s, 3)
+            orthanc = measure(tmp, "orthanc", dimse, "ORTHANC", [proc.pid], n)
+            result["orthanc_per_s"] = orthanc["per_s"]
+            result["orthanc_cpu_ms_per_instance"] = orthanc["cpu_ms_per_instance"]
+            result["orthanc_load_average"] = orthanc["load_average"]
+            result["ratio_ups_over_orthanc"] = round(ups_run["per_s"] / orthanc["per_s"], 3)
         print(json.dumps(result))
         return 0
     finally:

@@ -151,6 +151,19 @@ def pgbench_tps(socket_dir: str, seconds: int = 10, clients: int = 8, threads: i
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
+def count_reads(http: str, study_uids: list[str]) -> int:
+    """Studies whose two read workitems exist on the ups-server at ``http`` (the rules ran for them)."""
+    from ups_server.dicom.uids import name_based_uid
+
+    found = 0
+    with httpx.Client(timeout=30) as client:
+        for uid in study_uids:
+            codes = [client.get(f"{http}/workitems/{name_based_uid(f'{n}-{uid}')}",
+                                headers={"Accept": "application/dicom+json"}).status_code for n in (1, 2)]
+            found += codes == [200, 200]
+    return found
+
+
 def make_instance(study: str, series: str, n: int) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
