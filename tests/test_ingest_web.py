@@ -6,6 +6,8 @@ import io
 
 import pydicom
 
+from ups_server.dicom.statuses import stow_http_status
+
 from .dicom_instances import instance, multipart, part10, uid
 from .reading_flow import read_uid, referenced_sops, workitem
 
@@ -138,3 +140,16 @@ async def test_stow_of_many_parts_keeps_order_and_fails_bad_parts_only(http):
     for n in (1, 2):  # the rules saw every stored instance exactly once
         refs = referenced_sops(await workitem(http, read_uid(n, study)))
         assert sorted(refs) == sorted(ds.SOPInstanceUID for ds in good)
+
+
+def test_stow_status_of_the_instance_outcomes():
+    # PS3.18 10.5.3.1: 200 all stored, 202 some; nothing stored: 400 when every failure is the
+    # request's own (C000 cannot understand), 403 when every one is refused for authorization
+    # (0124), else 409
+    assert stow_http_status(2, []) == 200
+    assert stow_http_status(1, [0xC000]) == 202
+    assert stow_http_status(0, [0xC000, 0xC000]) == 400
+    assert stow_http_status(0, [0x0124]) == 403
+    assert stow_http_status(0, [0xA700]) == 409
+    assert stow_http_status(0, [0xC000, 0xA900]) == 409
+    assert stow_http_status(0, [0xC000, 0x0124]) == 409

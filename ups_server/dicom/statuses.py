@@ -2,8 +2,8 @@
 maps to beside it (UPS outcomes are ``ups_server.ups.errors.Outcome``).
 
 Storage: C-STORE (PS3.4 B.2.3) and the per-instance Failure Reason of STOW-RS (PS3.18 10.5.3).
-Find: C-FIND (PS3.4 C.4.1.1.4, Table CC.2.8-2) and QIDO-RS. Retrieve: C-MOVE / C-GET (PS3.4
-C.4.2.1.5, C.4.3.1.4; WADO-RS answers in HTTP terms only). Verification: C-ECHO.
+Find: C-FIND (PS3.4 C.4.1.1.4, Table CC.2.8-2), QIDO-RS and the UPS-RS Search query syntax.
+Retrieve: C-MOVE / C-GET (PS3.4 C.4.2.1.5, C.4.3.1.4) and WADO-RS. Verification: C-ECHO.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ class Storage(IntEnum):
 
 # A STOW-RS request in which no instance was stored answers 400 when every failure is one the
 # client must fix in the request itself, else 409 (PS3.18 10.5.3.1); 200 all stored, 202 some.
+# A principal without the ingest role is refused the whole request (403) before a part is read;
+# a body that is no multipart/related message at all is not understood (400).
 STORAGE_HTTP: dict[Storage, int] = {
     Storage.SUCCESS: 200,
     Storage.PROCESSING_FAILURE: 409,
-    Storage.NOT_AUTHORIZED: 409,
+    Storage.NOT_AUTHORIZED: 403,
     Storage.OUT_OF_RESOURCES: 409,
     Storage.DATASET_DOES_NOT_MATCH_SOP_CLASS: 409,
     Storage.CANNOT_UNDERSTAND: 400,
@@ -42,7 +44,8 @@ def stow_http_status(stored: int, failures: list[int]) -> int:
         return STORAGE_HTTP[Storage.SUCCESS]
     if stored:
         return 202
-    return 400 if all(STORAGE_HTTP[Storage(code)] == 400 for code in failures) else 409
+    statuses = {STORAGE_HTTP[Storage(code)] for code in failures}
+    return statuses.pop() if len(statuses) == 1 else 409
 
 
 class Find(IntEnum):
@@ -74,3 +77,11 @@ class Retrieve(IntEnum):
     UNABLE_TO_PROCESS = 0xC000
     CANCELED = 0xFE00
     PENDING = 0xFF00
+
+
+# WADO-RS: the statuses it shares with C-MOVE / C-GET (a study that is not there, or not
+# visible to the principal, is the resource's 404, which C-MOVE has no status for).
+RETRIEVE_HTTP: dict[Retrieve, int] = {
+    Retrieve.SUCCESS: 200,
+    Retrieve.NOT_AUTHORIZED: 403,
+}

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..dicom.query import Query, QueryError, parse_http_query
+from ..dicom.statuses import FIND_HTTP, Find
 from ..dicom.uids import is_valid_uid
 from ..ups.errors import Transaction, UPSError
 from .context import services
@@ -43,7 +44,7 @@ def claim_query(request: Request) -> Query | None:
     try:
         return parse_http_query(keys)
     except QueryError as exc:
-        raise HTTPProblem(400, f"invalid search key: {exc}") from None
+        raise HTTPProblem(FIND_HTTP[Find.IDENTIFIER_DOES_NOT_MATCH], f"invalid search key: {exc}") from None
 
 
 async def search(request: Request) -> Response:
@@ -53,7 +54,7 @@ async def search(request: Request) -> Response:
         try:
             query = parse_http_query(request.query_params.multi_items())
         except QueryError as exc:
-            raise HTTPProblem(400, f"invalid query: {exc}") from None
+            raise HTTPProblem(FIND_HTTP[Find.IDENTIFIER_DOES_NOT_MATCH], f"invalid query: {exc}") from None
         datasets, remaining = await services(request).ups.search(
             query, offset=query.offset, limit=page_size(request, query.limit))
     except (UPSError, HTTPProblem) as exc:

@@ -18,7 +18,7 @@ from ..auth.principal import ADMIN, ARBITRATOR, INGEST, READER
 from ..db.faults import DatabaseUnavailable, database_unavailable
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.query import Query, QueryError, label, parse_http_query
-from ..dicom.statuses import FIND_HTTP, Find, Storage, stow_http_status
+from ..dicom.statuses import FIND_HTTP, RETRIEVE_HTTP, STORAGE_HTTP, Find, Retrieve, Storage, stow_http_status
 from ..ingest import catalog
 from ..ingest.model import IngestError, StoreResult
 from ..ingest.service import IngestService
@@ -49,12 +49,14 @@ def _problem(status: int, message: str) -> JSONResponse:
 # ---- STOW-RS ----------------------------------------------------------------------------------
 
 
-async def _may_read(request: Request, study: str | None = None) -> JSONResponse | None:
+async def _may_read(request: Request, study: str | None = None,
+                    not_authorized: int = FIND_HTTP[Find.NOT_AUTHORIZED]) -> JSONResponse | None:
     """None when the principal may read (``study``, else studies at all); else the refusal:
-    403 without a reading role (ingest alone reads nothing), 404 for a study it may not see."""
+    ``not_authorized`` (the service class's, 403) without a reading role (ingest alone reads
+    nothing), 404 for a study it may not see."""
     principal = principal_of(request)
     if not principal.has(READER, ARBITRATOR):
-        return _problem(403, "reading studies needs the reader, arbitrator or admin role")
+        return _problem(not_authorized, "reading studies needs the reader, arbitrator or admin role")
     if study is not None and not await access.may_read_study(_ingest(request).engine, principal, study):
         return _problem(404, "no such study, series or instance")
     return None
@@ -62,7 +64,7 @@ async def _may_read(request: Request, study: str | None = None) -> JSONResponse 
 
 async def stow(request: Request) -> Response:
     if not principal_of(request).has(INGEST):
-        return _problem(403, "storing instances needs the ingest role")
+        return _problem(STORAGE_HTTP[Storage.NOT_AUTHORIZED], "storing instances needs the ingest role")
     ctype, params = content_type_params(request.headers.get("content-type", ""))
     part_type = params.get("type", DICOM).lower()
     if ctype != "multipart/related" or part_type != DICOM:
@@ -70,7 +72,8 @@ async def stow(request: Request) -> Response:
                              'multipart/related; type="application/dicom"')
     boundary = params.get("boundary")
     if not boundary:
-        return _problem(400, "the multipart/related Content-Type has no boundary")
+        return _problem(STORAGE_HTTP[Storage.CANNOT_UNDERSTAND],
+                        "the multipart/related Content-Type has no boundary")
     ingest = _ingest(request)
     study = request.path_params.get("study")
     host = request.client.host if request.client else None
@@ -123,10 +126,11 @@ async def stow(request: Request) -> Response:
         raise DatabaseUnavailable("STOW-RS: the database is unavailable") from unavailable[0]
     if broken is not None:
         if not outcomes:
-            return _problem(400, f"the body is not a multipart/related message: {broken}")
+            return _problem(STORAGE_HTTP[Storage.CANNOT_UNDERSTAND],
+                            f"the body is not a multipart/related message: {broken}")
         failed.append((None, None, Storage.CANNOT_UNDERSTAND, str(broken)))
     if not stored and not failed:
-        return _problem(400, "the request has no parts")
+        return _problem(STORAGE_HTTP[Storage.CANNOT_UNDERSTAND], "the request has no parts")
     status = stow_http_status(len(stored), [f[2] for f in failed])
     response = _stow_response(service_url(request), stored, failed)
     media = _stow_media(request)  # dcm4che's stowrs asks for XML
@@ -263,7 +267,8 @@ def _accepts_dicom(request: Request) -> bool:
 
 
 async def wado(request: Request) -> Response:
-    if refused := await _may_read(request, request.path_params["study"]):
+    if refused := await _may_read(request, request.path_params["study"],
+                                  RETRIEVE_HTTP[Retrieve.NOT_AUTHORIZED]):
         return refused
     if not _accepts_dicom(request):
         return _problem(406, 'this resource is answered as multipart/related; type="application/dicom"')
@@ -287,7 +292,8 @@ async def wado(request: Request) -> Response:
 
 
 async def metadata(request: Request) -> Response:
-    if refused := await _may_read(request, request.path_params["study"]):
+    if refused := await _may_read(request, request.path_params["study"],
+                                  RETRIEVE_HTTP[Retrieve.NOT_AUTHORIZED]):
         return refused
     rows = await _rows(request, with_metadata=True)
     if not rows:

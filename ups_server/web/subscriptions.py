@@ -42,7 +42,8 @@ async def _check_owner(request: Request, aet: str) -> None:
 def _aet(request: Request) -> str:
     aet = request.path_params["aetitle"]
     if not _AE_TITLE.match(aet) or not aet.strip():
-        raise HTTPProblem(400, f"{aet!r} is not a valid AE title (1 to 16 characters, no backslash)")
+        raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
+                       f"{aet!r} is not a valid AE title (1 to 16 characters, no backslash)")
     return aet.strip()
 
 
@@ -65,7 +66,7 @@ def _deletion_lock(request: Request) -> bool:
     if value is None or value == "":
         return False
     if value.lower() not in ("true", "false"):
-        raise HTTPProblem(400, f"deletionlock={value!r}: expected true or false")
+        raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, f"deletionlock={value!r}: expected true or false")
     return value.lower() == "true"
 
 
