@@ -81,13 +81,14 @@ def _socket_dir_of(pid: int) -> str:
 
 
 def start_ups(tmp: Path, log, blob_store: str | None = None, environ: dict[str, str] | None = None,
-              extra: list[str] | None = None) -> Ups:
+              extra: list[str] | None = None, root: Path = ROOT) -> Ups:
+    """``python -m ups_server serve`` of the checkout at ``root`` (default: this one)."""
     http_port, dimse_port = free_port(), free_port()
     data_dir = tmp / f"ups-{http_port}"
     cmd = [sys.executable, "-m", "ups_server", "serve", "--data-dir", str(data_dir),
            "--host", "127.0.0.1", "--http-port", str(http_port), "--dimse-port", str(dimse_port),
            "--log-level", "WARNING", *(["--blob-store", blob_store] if blob_store else []), *(extra or [])]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT, env={**os.environ, **(environ or {})})
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=root, env={**os.environ, **(environ or {})})
     wait_http(f"http://127.0.0.1:{http_port}/health", proc, "ups-server")
     return Ups(proc, data_dir, http_port, dimse_port)
 
