@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..auth.principal import OPEN, Principal
 from ..db.tables import workitems
+from ..dicom import jsontext
 from ..rules import access
 from . import outbox
 from .messages import websocket_message
@@ -215,8 +215,8 @@ class WebSocketDispatcher:
         for row in rows:
             if row["aet"] in held:
                 continue
-            text = json.dumps(websocket_message(row["id"], row["event_type"], row["workitem_uid"], row["info"]),
-                              separators=(",", ":"), ensure_ascii=False)
+            text = jsontext.dumps_text(websocket_message(row["id"], row["event_type"], row["workitem_uid"],
+                                                         row["info"]))
             offered = False
             for session in list(self.sessions.get(row["aet"], ())):
                 if (id(session), row["workitem_uid"]) in hidden:  # not for this subscriber's eyes

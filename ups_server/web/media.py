@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..dicom import jsontext
 from ..dicom.dataset import JsonDataset
 from ..dicom.validation import InvalidDataset, JsonLimits, loads, validate
 from ..dicom.xml import from_xml, to_xml
@@ -123,8 +123,7 @@ async def _single_part(body: bytes, boundary: str | None) -> bytes:
 
 
 def dicom_json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(body, status_code=status, media_type=DICOM_JSON, headers=headers)
+    return Response(jsontext.dumps(payload), status_code=status, media_type=DICOM_JSON, headers=headers)
 
 
 def dicom_response(media: str, datasets: list[JsonDataset], status: int = 200,
