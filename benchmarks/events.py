@@ -1,13 +1,22 @@
-"""Event latency against a running ups-server: state change -> WebSocket receipt.
+"""Event latency: state change -> WebSocket receipt, with many subscribers, while claims run.
 
-``--subscribers`` WebSockets (AE titles unique to the run) subscribe globally (without lock);
-then, ``--changes`` times, one new workitem is created (its creation State Reports are drained,
-not timed) and claimed (PUT .../state IN PROGRESS). Latency per (change, subscriber) is from
-sending the state change request to receiving its State Report on that subscriber's
-WebSocket. Prints ONE JSON line (p50/p99/max in ms).
+``--subscribers`` WebSockets (AE titles unique to the run) are spread over ``--listeners`` client
+processes (so that the clients' own CPU does not limit what is measured) and subscribe with a
+filtered global subscription on the run's Worklist Label. Meanwhile ``--claimers`` client
+processes keep creating and claiming workitems of another Worklist Label (claims running, their
+events for nobody here). Then, ``--changes`` times, one workitem of the run's label is created
+(its creation State Reports awaited on every subscriber, not timed) and claimed (PUT .../state
+IN PROGRESS); latency per (change, subscriber) is from sending that request to receiving its
+State Report on the subscriber's WebSocket (CLOCK_MONOTONIC, one clock for all processes).
 
-    python -m ups_server serve --data-dir /tmp/events-bench --http-port 8082 --dimse-port 0
-    python benchmarks/events.py --url http://127.0.0.1:8082/dicom-web --subscribers 100 --changes 50
+Without ``--url`` the benchmark starts ``ups-server serve`` itself (embedded PostgreSQL in a temp
+dir; ``--workers 2`` for two server processes) and reports the CPU the server's processes
+and PostgreSQL spent per measured change (each change: one creation and one claim, each reported
+to every subscriber) and per delivered frame. Prints ONE JSON line (p50/p99/max in ms).
+
+    python benchmarks/events.py --subscribers 1000 --changes 50        # starts the server
+    python benchmarks/events.py --subscribers 1000 --workers 2
+    python benchmarks/events.py --url http://127.0.0.1:8082/dicom-web --subscribers 100 --claimers 0
 """
 
 from __future__ import annotations
@@ -15,18 +24,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import websockets
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
+
 HEADERS = {"Content-Type": "application/dicom+json", "Accept": "application/dicom+json"}
-GLOBAL = "1.2.840.10008.5.1.4.34.5"
-TIMEOUT = 30.0
+FILTERED_GLOBAL = "1.2.840.10008.5.1.4.34.5.1"
+TIMEOUT = 60.0
 
 
 def _el(vr: str, value: str) -> dict[str, Any]:
@@ -41,30 +60,12 @@ def workitem(label: str) -> dict[str, Any]:
     }
 
 
+def claim_body() -> dict[str, Any]:
+    return {"00741000": _el("CS", "IN PROGRESS"), "00081195": _el("UI", harness.new_uid())}
+
+
 def ws_base(url: str) -> str:
     return "ws" + url[len("http"):] if url.startswith("http") else url
-
-
-class Subscriber:
-    def __init__(self, aet: str):
-        self.aet = aet
-        self.waiters: dict[tuple[str, str], asyncio.Future[float]] = {}
-        self.conn: Any = None
-        self.task: asyncio.Task | None = None
-
-    def expect(self, uid: str, state: str) -> asyncio.Future[float]:
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters[(uid, state)] = fut
-        return fut
-
-    async def run(self) -> None:
-        async for frame in self.conn:
-            now = time.perf_counter()
-            msg = json.loads(frame)
-            key = (msg.get("00001000", {}).get("Value", [""])[0], msg.get("00741000", {}).get("Value", [""])[0])
-            fut = self.waiters.pop(key, None)
-            if fut is not None and not fut.done():
-                fut.set_result(now)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -72,54 +73,193 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+# ---- listener processes --------------------------------------------------------------------
+
+def listener_process(url: str, aets: list[str], label: str, ready: Any, stop: Any, out: Any) -> None:
+    """Hold ``aets``' WebSockets; for each (workitem UID, state) put (uid, state, receipt times of
+    all of them) on ``out`` once every socket has received it."""
+    async def run() -> None:
+        seen: dict[tuple[str, str], list[float]] = {}
+        conns = []
+
+        async def read(conn: Any) -> None:
+            async for frame in conn:
+                now = time.monotonic()
+                msg = orjson.loads(frame)
+                key = (msg.get("00001000", {}).get("Value", [""])[0], msg.get("00741000", {}).get("Value", [""])[0])
+                times = seen.setdefault(key, [])
+                times.append(now)
+                if len(times) == len(aets):
+                    out.put((key[0], key[1], times))
+                    del seen[key]
+
+        async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
+            for aet in aets:
+                conns.append(await websockets.connect(f"{ws_base(url)}/subscribers/{aet}", max_size=None,
+                                                      ping_interval=None))
+            readers = [asyncio.create_task(read(c)) for c in conns]
+            for aet in aets:
+                r = await http.post(f"/workitems/{FILTERED_GLOBAL}/subscribers/{aet}",
+                                    params={"deletionlock": "false", "filter": f"WorklistLabel={label}"})
+                r.raise_for_status()
+            ready.put(len(aets))
+            await asyncio.to_thread(stop.wait)
+            for aet in aets:
+                await http.delete(f"/workitems/{FILTERED_GLOBAL}/subscribers/{aet}")
+            for c in conns:
+                await c.close()
+            for task in readers:
+                task.cancel()
+
+    asyncio.run(run())
+
+
+# ---- claim load ----------------------------------------------------------------------------
+
+def claimer_process(url: str, label: str, c: int, stop: Any, out: Any) -> None:
+    """``c`` clients creating and claiming workitems of ``label`` until ``stop``; puts the claims made."""
+    async def run() -> int:
+        claims = 0
+        async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=httpx.Limits(max_connections=c)) as http:
+            async def client() -> None:
+                nonlocal claims
+                while not stop.is_set():
+                    uid = harness.new_uid()
+                    r = await http.post(f"/workitems?{uid}", json=workitem(label), headers=HEADERS)
+                    if r.status_code != 201:
+                        continue
+                    r = await http.put(f"/workitems/{uid}/state", json=claim_body(), headers=HEADERS)
+                    claims += r.status_code == 200
+
+            await asyncio.gather(*(client() for _ in range(c)))
+        return claims
+
+    out.put(asyncio.run(run()))
+
+
+# ---- the measurement ------------------------------------------------------------------------
+
+class Receipts:
+    """The listener processes' reports: receipt times per (workitem UID, state)."""
+
+    def __init__(self, queue: Any, listeners: int):
+        self.queue, self.listeners = queue, listeners
+        self.times: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.reports: Counter[tuple[str, str]] = Counter()
+
+    def wait(self, key: tuple[str, str]) -> list[float]:
+        """Receipt times of ``key`` on every subscriber (reports of other keys are kept)."""
+        deadline = time.monotonic() + TIMEOUT
+        while self.reports[key] < self.listeners:
+            uid, state, times = self.queue.get(timeout=max(0.1, deadline - time.monotonic()))
+            self.times[(uid, state)].extend(times)
+            self.reports[(uid, state)] += 1
+        del self.reports[key]
+        return self.times.pop(key)
+
+
+def measure(url: str, args: argparse.Namespace, ups: harness.Ups | None) -> dict[str, Any]:
     run = uuid.uuid4().hex[:6].upper()
-    subscribers = [Subscriber(f"EVB{run}{i:03d}"[:16]) for i in range(args.subscribers)]
-    limits = httpx.Limits(max_connections=args.subscribers + 10)
-    async with httpx.AsyncClient(base_url=args.url, timeout=TIMEOUT, limits=limits) as http:
-        for s in subscribers:
-            s.conn = await websockets.connect(f"{ws_base(args.url)}/subscribers/{s.aet}", max_size=None)
-            s.task = asyncio.create_task(s.run())
-        for s in subscribers:
-            r = await http.post(f"/workitems/{GLOBAL}/subscribers/{s.aet}", params={"deletionlock": "false"})
-            r.raise_for_status()
-        latencies: list[float] = []
-        requests: list[float] = []  # the state change request alone (its response)
-        try:
-            for n in range(args.changes):
-                uid = f"2.25.{uuid.uuid4().int}"
-                created = [s.expect(uid, "SCHEDULED") for s in subscribers]
-                r = await http.post(f"/workitems?{uid}", json=workitem(f"EVB{run}"), headers=HEADERS)
+    label, background = f"EVB{run}", f"EVBG{run}"
+    aets = [f"EVB{run}{i:04d}"[:16] for i in range(args.subscribers)]
+    ctx = multiprocessing.get_context("spawn")
+    ready, receipts, claims_out = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    stop_listeners, stop_claims = ctx.Event(), ctx.Event()
+    shares = [aets[k::args.listeners] for k in range(args.listeners)]
+    listeners = [ctx.Process(target=listener_process, args=(url, share, label, ready, stop_listeners, receipts))
+                 for share in shares if share]
+    for proc in listeners:
+        proc.start()
+    for _ in listeners:
+        ready.get(timeout=600)
+    claimers = [ctx.Process(target=claimer_process, args=(url, background, args.claimer_clients, stop_claims,
+                                                           claims_out)) for _ in range(args.claimers)]
+    for proc in claimers:
+        proc.start()
+    time.sleep(3 if claimers else 0)  # the claimers import, connect and get going
+    latencies: list[float] = []
+    requests: list[float] = []
+    receipts_of = Receipts(receipts, len(listeners))
+    pg_pid = ups.postgres()[1] if ups else None
+    cpu0 = (harness.cpu_seconds(ups.server_pids()), harness.cpu_seconds([pg_pid], tree=True)) if ups else None
+    started = time.monotonic()
+    try:
+        with httpx.Client(base_url=url, timeout=TIMEOUT) as http:
+            for _ in range(args.changes):
+                uid = harness.new_uid()
+                http.post(f"/workitems?{uid}", json=workitem(label), headers=HEADERS).raise_for_status()
+                receipts_of.wait((uid, "SCHEDULED"))
+                start = time.monotonic()
+                r = http.put(f"/workitems/{uid}/state", json=claim_body(), headers=HEADERS)
+                requests.append((time.monotonic() - start) * 1000)
                 r.raise_for_status()
-                await asyncio.wait_for(asyncio.gather(*created), TIMEOUT)
-                claimed = [s.expect(uid, "IN PROGRESS") for s in subscribers]
-                body = {"00741000": _el("CS", "IN PROGRESS"), "00081195": _el("UI", f"2.25.{uuid.uuid4().int}")}
-                start = time.perf_counter()
-                r = await http.put(f"/workitems/{uid}/state", json=body, headers=HEADERS)
-                requests.append((time.perf_counter() - start) * 1000)
-                r.raise_for_status()
-                received = await asyncio.wait_for(asyncio.gather(*claimed), TIMEOUT)
-                latencies.extend((t - start) * 1000 for t in received)
-        finally:
-            await http.delete(f"/workitems/{GLOBAL}/subscribers/{subscribers[0].aet}")
-            for s in subscribers[1:]:
-                await http.delete(f"/workitems/{GLOBAL}/subscribers/{s.aet}")
-            for s in subscribers:
-                await s.conn.close()
-    return {
-        "benchmark": "events", "url": args.url, "subscribers": args.subscribers, "changes": args.changes,
+                times = receipts_of.wait((uid, "IN PROGRESS"))
+                latencies.extend((t - start) * 1000 for t in times)
+        elapsed = time.monotonic() - started
+        cpu = ((harness.cpu_seconds(ups.server_pids()) - cpu0[0], harness.cpu_seconds([pg_pid], tree=True) - cpu0[1])
+               if ups else None)
+    finally:
+        stop_claims.set()
+        background_claims = sum(claims_out.get(timeout=120) for _ in claimers)
+        stop_listeners.set()
+        for proc in [*claimers, *listeners]:
+            proc.join(60)
+    result: dict[str, Any] = {
         "samples": len(latencies),
         "latency_ms": {"p50": round(percentile(latencies, 50), 2), "p99": round(percentile(latencies, 99), 2),
                        "max": round(max(latencies), 2), "mean": round(statistics.fmean(latencies), 2)},
         "state_change_request_ms": {"p50": round(percentile(requests, 50), 2),
                                     "p99": round(percentile(requests, 99), 2)},
+        "background_claims_per_s": round(background_claims / elapsed, 1),
+        "load_average": harness.load_average(),
     }
+    if cpu:
+        frames = 2 * args.changes * args.subscribers
+        result["server_cpu_ms_per_change"] = round(cpu[0] * 1000 / args.changes, 2)
+        result["postgres_cpu_ms_per_change"] = round(cpu[1] * 1000 / args.changes, 2)
+        result["server_cpu_us_per_frame"] = round(cpu[0] * 1e6 / frames, 1)
+        result["cpu_includes_background_claims"] = bool(claimers)
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="events-bench-"))
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in finally
+    ups = None
+    try:
+        if args.url:
+            url = args.url
+        else:
+            extra = ["--dimse-port", "0", "--workers", str(args.workers), *args.server_args.split()]
+            ups = harness.start_ups(tmp, log, extra=extra)
+            url = ups.http
+            harness.wait_workers(url, args.workers)
+        root = urlsplit(url)
+        if httpx.get(f"{root.scheme}://{root.netloc}/health", timeout=30).status_code != 200:
+            raise SystemExit(f"server not healthy at {url}")
+        return {"benchmark": "events", "url": url, "subscribers": args.subscribers, "listeners": args.listeners,
+                "changes": args.changes, "claimers": f"{args.claimers}x{args.claimer_clients}",
+                "workers": None if args.url else args.workers, "server_args": args.server_args, **measure(url, args, ups)}
+    finally:
+        if ups:
+            harness.stop(ups.proc)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="DICOMweb base URL of a running server (default: start one)")
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--listeners", type=int, default=4, help="client processes holding the WebSockets")
+    parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--claimers", type=int, default=1, help="client processes creating + claiming meanwhile")
+    parser.add_argument("--claimer-clients", type=int, default=4, help="concurrent clients per claimer process")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of a started server")
+    parser.add_argument("--server-args", default="", help="extra `ups-server serve` arguments of a started server")
+    print(json.dumps(run(parser.parse_args(argv)), separators=(",", ":")))
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:8080/dicom-web", help="DICOMweb base URL")
-    parser.add_argument("--subscribers", type=int, default=100)
-    parser.add_argument("--changes", type=int, default=50)
-    result = asyncio.run(main(parser.parse_args()))
-    print(json.dumps(result), file=sys.stdout)
+    sys.exit(main())

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -91,6 +92,21 @@ def start_ups(tmp: Path, log, blob_store: str | None = None, environ: dict[str, 
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=root, env={**os.environ, **(environ or {})})
     wait_http(f"http://127.0.0.1:{http_port}/health", proc, "ups-server")
     return Ups(proc, data_dir, http_port, dimse_port)
+
+
+def wait_workers(url: str, workers: int, timeout: float = 120) -> None:
+    """Until ``workers`` distinct processes of a ``serve --workers N`` at ``url`` have answered
+    /health (each worker is ready; one ready worker already answers)."""
+    root = urlsplit(url)
+    pids: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(pids) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(pids)} of {workers} workers answered within {timeout}s")
+        r = httpx.get(f"{root.scheme}://{root.netloc}/health", timeout=5)
+        if r.status_code == 200:
+            pids.add(r.json()["pid"])
+        time.sleep(0.05)
 
 
 def start_orthanc(tmp: Path, log) -> tuple[subprocess.Popen, str, tuple[str, int]]:

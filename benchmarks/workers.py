@@ -67,19 +67,6 @@ async def seed(url: str, label: str, n: int) -> list[str]:
     return uids
 
 
-def wait_workers(root_url: str, workers: int, timeout: float = 120) -> None:
-    """Until ``workers`` distinct processes have answered /health (each worker is ready)."""
-    pids: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while len(pids) < workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(pids)} of {workers} workers answered within {timeout}s")
-        r = httpx.get(f"{root_url}/health", timeout=5)
-        if r.status_code == 200:
-            pids.add(r.json()["pid"])
-        time.sleep(0.05)
-
-
 def client_process(url: str, uids: list[str], label: str, c: int, seconds: float, go: Any, out: Any) -> None:
     async def load() -> tuple[dict[str, int], list[float], int]:
         counts = {"retrieve": 0, "search": 0}
@@ -163,7 +150,7 @@ def run_one(tmp: Path, workers: int, source: Path, args: argparse.Namespace) -> 
     ups = None
     try:
         ups = harness.start_ups(tmp, log, extra=["--workers", str(workers), "--dimse-port", "0"], root=source)
-        wait_workers(ups.http.rsplit("/", 1)[0], workers)
+        harness.wait_workers(ups.http, workers)
         label = f"BW{uuid.uuid4().hex[:8]}"
         uids = asyncio.run(seed(ups.http, label, args.items))
         return measure(ups, uids, label, args)
