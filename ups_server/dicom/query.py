@@ -13,10 +13,9 @@ from typing import Any
 
 from .dataset import JsonDataset, tag_of, vr_of
 from .datetime import parse_dt
+from .tags import SPECIFIC_CHARACTER_SET
 from .validation import DECIMAL_VRS, INTEGER_RANGES, InvalidDataset, check_decimal, check_integer, number_kind
 
-SPECIFIC_CHARACTER_SET = "00080005"
-TRANSACTION_UID = "00081195"
 RANGE_VRS = ("DA", "DT", "TM")
 WILDCARD_VRS = ("AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT")
 # Query parameters that are not attributes (PS3.18 Table 8.3.4-1, 11.1.2-1).

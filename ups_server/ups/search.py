@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..db.tables import workitems
 from ..dicom.dataset import JsonDataset, vr_of
 from ..dicom.matching import Target, key_clause
-from ..dicom.query import SPECIFIC_CHARACTER_SET, TRANSACTION_UID, Match, Query
+from ..dicom.query import Match, Query
+from ..dicom.tags import SPECIFIC_CHARACTER_SET, TRANSACTION_UID
 from . import tags as t
 from .attribute_table import CONDITIONAL_RETURN_KEYS, MATCH_COLUMNS, RETURN_KEYS
 

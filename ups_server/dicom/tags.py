@@ -1,0 +1,74 @@
+"""Tags (DICOM JSON keys) of the attributes the code refers to that are not the UPS's own: command
+elements (PS3.7), the patient, study, series and instance attributes of stored studies (PS3.3),
+references to instances and how to retrieve them, and the STOW-RS response (PS3.18 10.5.3).
+The UPS attributes are in ``ups/tags.py``, which names the ones below that a workitem holds too."""
+
+# ---- command elements (PS3.7 E.1) -----------------------------------------------------------
+AFFECTED_SOP_CLASS_UID = "00000002"
+MESSAGE_ID = "00000110"
+AFFECTED_SOP_INSTANCE_UID = "00001000"
+EVENT_TYPE_ID = "00001002"
+
+# ---- SOP common, codes ----------------------------------------------------------------------
+SPECIFIC_CHARACTER_SET = "00080005"
+SOP_CLASS_UID = "00080016"
+SOP_INSTANCE_UID = "00080018"
+TRANSACTION_UID = "00081195"
+CODE_VALUE = "00080100"
+CODING_SCHEME_DESIGNATOR = "00080102"
+CODE_MEANING = "00080104"
+
+# ---- patient ----------------------------------------------------------------------------------
+PATIENT_NAME = "00100010"
+PATIENT_ID = "00100020"
+ISSUER_OF_PATIENT_ID = "00100021"
+ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE = "00100024"
+PATIENT_BIRTH_DATE = "00100030"
+PATIENT_SEX = "00100040"
+OTHER_PATIENT_IDS_SEQUENCE = "00101002"
+
+# ---- study, request ---------------------------------------------------------------------------
+STUDY_INSTANCE_UID = "0020000D"
+STUDY_DATE = "00080020"
+STUDY_TIME = "00080030"
+ACCESSION_NUMBER = "00080050"
+ISSUER_OF_ACCESSION_NUMBER_SEQUENCE = "00080051"
+REFERRING_PHYSICIAN_NAME = "00080090"
+STUDY_DESCRIPTION = "00081030"
+STUDY_ID = "00200010"
+MODALITIES_IN_STUDY = "00080061"
+REQUESTING_PHYSICIAN = "00321032"
+REQUESTING_SERVICE = "00321033"
+REQUESTED_PROCEDURE_DESCRIPTION = "00321060"
+REQUESTED_PROCEDURE_CODE_SEQUENCE = "00321064"
+REQUESTED_PROCEDURE_ID = "00401001"
+
+# ---- series, instance -------------------------------------------------------------------------
+SERIES_INSTANCE_UID = "0020000E"
+SERIES_DATE = "00080021"
+SERIES_TIME = "00080031"
+MODALITY = "00080060"
+SERIES_DESCRIPTION = "0008103E"
+BODY_PART_EXAMINED = "00180015"
+SERIES_NUMBER = "00200011"
+LATERALITY = "00200060"
+INSTANCE_NUMBER = "00200013"
+
+# ---- query / retrieve (PS3.4 C.3, C.4) --------------------------------------------------------
+QUERY_RETRIEVE_LEVEL = "00080052"
+NUMBER_OF_PATIENT_RELATED_STUDIES = "00201200"
+NUMBER_OF_STUDY_RELATED_SERIES = "00201206"
+NUMBER_OF_STUDY_RELATED_INSTANCES = "00201208"
+NUMBER_OF_SERIES_RELATED_INSTANCES = "00201209"
+
+# ---- references to instances and their retrieval (PS3.3 Table 10-3b), STOW-RS response -------
+REFERENCED_SOP_SEQUENCE = "00081199"
+REFERENCED_SOP_CLASS_UID = "00081150"
+REFERENCED_SOP_INSTANCE_UID = "00081155"
+FAILED_SOP_SEQUENCE = "00081198"
+FAILURE_REASON = "00081197"
+TYPE_OF_INSTANCES = "0040E020"
+DICOM_RETRIEVAL_SEQUENCE = "0040E021"
+WADO_RS_RETRIEVAL_SEQUENCE = "0040E025"
+RETRIEVE_AE_TITLE = "00080054"
+RETRIEVE_URL = "00081190"
