@@ -12,12 +12,11 @@ from sqlalchemy import and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.tables import instances, series, studies
+from ..dicom import tags as t
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.matching import Target, key_clause
 from ..dicom.query import Match, Query
 from .index import SERIES_TAGS, STUDY_TAGS
-
-MODALITY, MODALITIES_IN_STUDY = "00080060", "00080061"
 
 
 @dataclass(frozen=True)
@@ -29,14 +28,14 @@ class Level:
 
 
 STUDY = Level(Target({
-    "0020000D": (studies.c.study_uid, "text"), "00100020": (studies.c.patient_id, "text"),
-    "00080050": (studies.c.accession_number, "text"), "00080020": (studies.c.study_date, "da"),
-    "00100010": (studies.c.patient_name, "pn"),
-}, studies.c.attributes), frozenset({*STUDY_TAGS, MODALITY, MODALITIES_IN_STUDY}))
-SERIES = Level(Target({"0020000E": (series.c.series_uid, "text"), MODALITY: (series.c.modality, "text")},
-                      series.c.attributes), frozenset(SERIES_TAGS))
-INSTANCE = Level(Target({"00080018": (instances.c.sop_instance_uid, "text"),
-                         "00080016": (instances.c.sop_class_uid, "text")}, instances.c.metadata), None)
+    t.STUDY_INSTANCE_UID: (studies.c.study_uid, "text"), t.PATIENT_ID: (studies.c.patient_id, "text"),
+    t.ACCESSION_NUMBER: (studies.c.accession_number, "text"), t.STUDY_DATE: (studies.c.study_date, "da"),
+    t.PATIENT_NAME: (studies.c.patient_name, "pn"),
+}, studies.c.attributes), frozenset({*STUDY_TAGS, t.MODALITY, t.MODALITIES_IN_STUDY}))
+SERIES = Level(Target({t.SERIES_INSTANCE_UID: (series.c.series_uid, "text"),
+                       t.MODALITY: (series.c.modality, "text")}, series.c.attributes), frozenset(SERIES_TAGS))
+INSTANCE = Level(Target({t.SOP_INSTANCE_UID: (instances.c.sop_instance_uid, "text"),
+                         t.SOP_CLASS_UID: (instances.c.sop_class_uid, "text")}, instances.c.metadata), None)
 
 
 def unsupported(query: Query, level: Level) -> list[str]:
@@ -47,10 +46,10 @@ def unsupported(query: Query, level: Level) -> list[str]:
 def _where(query: Query, level: Level) -> Any:
     keys = [m for m in query.keys if not m.is_universal and m.tag not in unsupported(query, level)]
     if level is STUDY:  # Modalities in Study (and Modality, as clients send it): the study's series
-        modalities = [m for m in keys if m.tag in (MODALITY, MODALITIES_IN_STUDY)]
+        modalities = [m for m in keys if m.tag in (t.MODALITY, t.MODALITIES_IN_STUDY)]
         keys = [m for m in keys if m not in modalities]
         conds = [studies.c.study_uid.in_(select(series.c.study_uid).where(
-            key_clause(Match(MODALITY, "CS", m.values), SERIES.target))) for m in modalities]
+            key_clause(Match(t.MODALITY, "CS", m.values), SERIES.target))) for m in modalities]
         return and_(true(), *conds, *(key_clause(m, level.target) for m in keys))
     return and_(true(), *(key_clause(m, level.target) for m in keys))
 
@@ -78,9 +77,9 @@ async def search_studies(engine: AsyncEngine, query: Query, limit: int | None, o
     out = []
     for attrs, ns, ni, ms in rows:
         ds = dict(attrs)
-        ds["00080061"] = element("CS", *[m for m in (ms or []) if m])
-        ds["00201206"] = element("IS", ns)
-        ds["00201208"] = element("IS", ni)
+        ds[t.MODALITIES_IN_STUDY] = element("CS", *[m for m in (ms or []) if m])
+        ds[t.NUMBER_OF_STUDY_RELATED_SERIES] = element("IS", ns)
+        ds[t.NUMBER_OF_STUDY_RELATED_INSTANCES] = element("IS", ni)
         out.append(ds)
     return out
 
@@ -95,8 +94,8 @@ async def search_series(engine: AsyncEngine, study_uid: str, query: Query, limit
     out = []
     for attrs, ni in rows:
         ds = dict(attrs)
-        ds["0020000D"] = element("UI", study_uid)
-        ds["00201209"] = element("IS", ni)
+        ds[t.STUDY_INSTANCE_UID] = element("UI", study_uid)
+        ds[t.NUMBER_OF_SERIES_RELATED_INSTANCES] = element("IS", ni)
         out.append(ds)
     return out
 
@@ -107,15 +106,15 @@ async def search_instances(engine: AsyncEngine, study_uid: str, series_uid: str 
     if series_uid:
         conds.append(instances.c.series_uid == series_uid)
     stmt = (select(instances.c.study_uid, instances.c.series_uid, instances.c.sop_class_uid,
-                   instances.c.sop_instance_uid, instances.c.metadata["00200013"].label("number"))
+                   instances.c.sop_instance_uid, instances.c.metadata[t.INSTANCE_NUMBER].label("number"))
             .where(*conds).order_by(instances.c.seq))
     rows = await _page(engine, stmt, limit, offset)
     out = []
     for st, se, cls, sop, number in rows:
-        ds = {"00080016": element("UI", cls), "00080018": element("UI", sop), "0020000D": element("UI", st),
-              "0020000E": element("UI", se)}
+        ds = {t.SOP_CLASS_UID: element("UI", cls), t.SOP_INSTANCE_UID: element("UI", sop),
+              t.STUDY_INSTANCE_UID: element("UI", st), t.SERIES_INSTANCE_UID: element("UI", se)}
         if number:
-            ds["00200013"] = number
+            ds[t.INSTANCE_NUMBER] = number
         out.append(ds)
     return out
 

@@ -9,16 +9,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.tables import indexed_text, instances, series, studies
+from ..dicom import tags as t
 from ..dicom.dataset import JsonDataset, first
 
 STUDY_TAGS = (
-    "00080005",  # SpecificCharacterSet
-    "00080020", "00080030", "00080050", "00080051", "00080090", "00081030",  # date, time, accession, ref. phys.
-    "00100010", "00100020", "00100021", "00100024", "00100030", "00100040", "00101002",  # patient
-    "0020000D", "00200010",  # StudyInstanceUID, StudyID
-    "00321060", "00321064", "00401001",  # requested procedure
+    t.SPECIFIC_CHARACTER_SET,
+    t.STUDY_DATE, t.STUDY_TIME, t.ACCESSION_NUMBER, t.ISSUER_OF_ACCESSION_NUMBER_SEQUENCE,
+    t.REFERRING_PHYSICIAN_NAME, t.STUDY_DESCRIPTION,
+    t.PATIENT_NAME, t.PATIENT_ID, t.ISSUER_OF_PATIENT_ID, t.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE,
+    t.PATIENT_BIRTH_DATE, t.PATIENT_SEX, t.OTHER_PATIENT_IDS_SEQUENCE,
+    t.STUDY_INSTANCE_UID, t.STUDY_ID,
+    t.REQUESTED_PROCEDURE_DESCRIPTION, t.REQUESTED_PROCEDURE_CODE_SEQUENCE, t.REQUESTED_PROCEDURE_ID,
 )
-SERIES_TAGS = ("00080021", "00080031", "00080060", "0008103E", "00180015", "0020000E", "00200011", "00200060")
+SERIES_TAGS = (t.SERIES_DATE, t.SERIES_TIME, t.MODALITY, t.SERIES_DESCRIPTION, t.BODY_PART_EXAMINED,
+               t.SERIES_INSTANCE_UID, t.SERIES_NUMBER, t.LATERALITY)
 
 
 def pick(ds: JsonDataset, tags: tuple[str, ...]) -> JsonDataset:
@@ -36,14 +40,14 @@ async def add_instance(conn: AsyncConnection, *, study_uid: str, series_uid: str
     """Index one instance, with its study and series rows on first sight, in ONE statement.
     False when the instance was already indexed."""
     study = pg_insert(studies).values(
-        study_uid=study_uid, patient_id=indexed_text(first(metadata, "00100020")),
-        patient_name=indexed_text(first(metadata, "00100010")),
-        accession_number=indexed_text(first(metadata, "00080050")),
-        study_date=indexed_text(first(metadata, "00080020")),
+        study_uid=study_uid, patient_id=indexed_text(first(metadata, t.PATIENT_ID)),
+        patient_name=indexed_text(first(metadata, t.PATIENT_NAME)),
+        accession_number=indexed_text(first(metadata, t.ACCESSION_NUMBER)),
+        study_date=indexed_text(first(metadata, t.STUDY_DATE)),
         attributes=pick(metadata, STUDY_TAGS),
     ).on_conflict_do_nothing(index_elements=["study_uid"]).cte("new_study")
     serie = pg_insert(series).values(
-        series_uid=series_uid, study_uid=study_uid, modality=indexed_text(first(metadata, "00080060")),
+        series_uid=series_uid, study_uid=study_uid, modality=indexed_text(first(metadata, t.MODALITY)),
         attributes=pick(metadata, SERIES_TAGS),
     ).on_conflict_do_nothing(index_elements=["series_uid"]).cte("new_series")
     stmt = pg_insert(instances).values(
