@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..dicom.dataset import JsonDataset
+from ..dicom.tags import CODE_MEANING, CODE_VALUE, CODING_SCHEME_DESIGNATOR
 from .model import Condition
 from .paths import resolve
-
-CODE_VALUE, CODING_SCHEME, CODE_MEANING = "00080100", "00080102", "00080104"
 
 
 def _values(cond: Condition, ds: JsonDataset, special: dict[str, str | None]) -> list[Any]:
@@ -21,8 +20,9 @@ def _values(cond: Condition, ds: JsonDataset, special: dict[str, str | None]) ->
 def _code_matches(item: Any, cond: Condition) -> bool:
     if not isinstance(item, dict) or cond.code is None:
         return False
-    got = {k: (item.get(k) or {}).get("Value", [None])[0] for k in (CODE_VALUE, CODING_SCHEME, CODE_MEANING)}
-    return (got[CODE_VALUE] == cond.code.value and got[CODING_SCHEME] == cond.code.scheme
+    got = {k: (item.get(k) or {}).get("Value", [None])[0]
+           for k in (CODE_VALUE, CODING_SCHEME_DESIGNATOR, CODE_MEANING)}
+    return (got[CODE_VALUE] == cond.code.value and got[CODING_SCHEME_DESIGNATOR] == cond.code.scheme
             and (cond.code.meaning is None or got[CODE_MEANING] == cond.code.meaning))
 
 

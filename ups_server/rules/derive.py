@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import BigInteger, Text
 
 from ..db.tables import instances
+from ..dicom.tags import STUDY_INSTANCE_UID
 from ..dicom.uids import name_based_uid
 from ..ingest.model import StoredInstance
 from .engine import present, special_subjects, store_plan
@@ -45,7 +46,7 @@ def any_of(column, values: list[str]) -> ColumnElement[bool]:
 
 def _names_only_the_study(template: str) -> bool:
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    return fields <= {"StudyInstanceUID", "0020000D"}
+    return fields <= {"StudyInstanceUID", STUDY_INSTANCE_UID}
 
 
 _COLUMNS = (instances.c.seq, instances.c.study_uid, instances.c.series_uid, instances.c.sop_instance_uid,

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..audit import hooks as audit_hooks
 from ..db.tables import instances, rule_failures, rule_workitems, studies, workitems
 from ..dicom.dataset import JsonDataset, element
+from ..dicom.tags import REFERENCED_SOP_INSTANCE_UID, REFERENCED_SOP_SEQUENCE
 from ..ups import tags as t
 from ..ups.attributes import CANCELED, COMPLETED, DEFAULT_DISCONTINUATION_REASON, IN_PROGRESS, SCHEDULED
 from .derive import Derivation, Derived, any_of
@@ -40,8 +41,10 @@ from .templates import build_workitem, render, set_references, study_inputs
 
 CANCEL_REASON = "rule no longer applies"
 # the SOP Instance UIDs of one study ($study) in a workitem's Input Information Sequence
-_STUDY_REFS = literal_column("""'$."00404021".Value[*] ? (@."0020000D".Value[0] == $study)"""
-                             """."00081199".Value[*]."00081155".Value[0]'::jsonpath""")
+_STUDY_REFS = literal_column(f"""'$."{t.INPUT_INFORMATION_SEQUENCE}".Value[*]"""
+                             f""" ? (@."{t.STUDY_INSTANCE_UID}".Value[0] == $study)"""
+                             f"""."{REFERENCED_SOP_SEQUENCE}".Value[*]"""
+                             f"""."{REFERENCED_SOP_INSTANCE_UID}".Value[0]'::jsonpath""")
 _RULE_COLUMNS = ("rule", "study_uid", "performer_only", "claim_role", "trigger")  # of rule_workitems
 _RULE_RECORD = ("rule", "rule_study", "performer_only", "claim_role", "trigger")  # the same, as _current reads them
 BATCH = 500  # studies per transaction (each holds its study lock until the batch commits)

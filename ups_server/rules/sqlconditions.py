@@ -17,12 +17,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
 from ..db.tables import instances
+from ..dicom import tags as t
 from ..dicom.dataset import vr_of
 from .model import RECEIVING_AE, SENDING_AE, SENDING_HOST, Condition
 
 _COLUMNS = {
-    "00080016": instances.c.sop_class_uid, "00080018": instances.c.sop_instance_uid,
-    "0020000E": instances.c.series_uid, "0020000D": instances.c.study_uid,
+    t.SOP_CLASS_UID: instances.c.sop_class_uid, t.SOP_INSTANCE_UID: instances.c.sop_instance_uid,
+    t.SERIES_INSTANCE_UID: instances.c.series_uid, t.STUDY_INSTANCE_UID: instances.c.study_uid,
     SENDING_AE: instances.c.source_ae, SENDING_HOST: instances.c.source_host, RECEIVING_AE: instances.c.receiving_ae,
 }
 _STRING_VRS = {"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}

@@ -8,21 +8,29 @@ from typing import Any
 
 from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.datetime import format_dt
+from ..dicom.tags import (
+    DICOM_RETRIEVAL_SEQUENCE,
+    REFERENCED_SOP_CLASS_UID,
+    REFERENCED_SOP_INSTANCE_UID,
+    REFERENCED_SOP_SEQUENCE,
+    REQUESTING_PHYSICIAN,
+    REQUESTING_SERVICE,
+    RETRIEVE_AE_TITLE,
+    RETRIEVE_URL,
+    SERIES_INSTANCE_UID,
+    TYPE_OF_INSTANCES,
+    WADO_RS_RETRIEVAL_SEQUENCE,
+)
 from ..ups import tags as t
 from .model import SPECIAL_SUBJECTS, Code, WorkitemTemplate
 from .paths import first_value, parse_path
 
-SERIES_INSTANCE_UID = "0020000E"
-REFERENCED_SOP_SEQUENCE = "00081199"
-REFERENCED_SOP_CLASS_UID = "00081150"
-REFERENCED_SOP_INSTANCE_UID = "00081155"
-TYPE_OF_INSTANCES = "0040E020"
-DICOM_RETRIEVAL_SEQUENCE = "0040E021"
-WADO_RS_RETRIEVAL_SEQUENCE = "0040E025"
-RETRIEVE_AE_TITLE = "00080054"
-RETRIEVE_URL = "00081190"
-PATIENT_TAGS = ("00100010", "00100020", "00100021", "00100024", "00100030", "00100040", "00101002")
-REQUEST_TAGS = ("00080050", "00080051", "00401001", "00321060", "00321064", "00321032", "00321033")
+PATIENT_TAGS = (t.PATIENT_NAME, t.PATIENT_ID, t.ISSUER_OF_PATIENT_ID,
+                t.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE,
+                t.PATIENT_BIRTH_DATE, t.PATIENT_SEX, t.OTHER_PATIENT_IDS_SEQUENCE)
+REQUEST_TAGS = (t.ACCESSION_NUMBER, t.ISSUER_OF_ACCESSION_NUMBER_SEQUENCE, t.REQUESTED_PROCEDURE_ID,
+                t.REQUESTED_PROCEDURE_DESCRIPTION, t.REQUESTED_PROCEDURE_CODE_SEQUENCE, REQUESTING_PHYSICIAN,
+                REQUESTING_SERVICE)
 
 
 def render(template: str, ds: JsonDataset, extra: dict[str, str] | None = None) -> str:
@@ -39,8 +47,8 @@ def render(template: str, ds: JsonDataset, extra: dict[str, str] | None = None) 
 
 
 def code_item(code: Code) -> JsonDataset:
-    item = {"00080100": element("SH", code.value), "00080102": element("SH", code.scheme)}
-    item["00080104"] = element("LO", code.meaning or code.value)
+    item = {t.CODE_VALUE: element("SH", code.value), t.CODING_SCHEME_DESIGNATOR: element("SH", code.scheme)}
+    item[t.CODE_MEANING] = element("LO", code.meaning or code.value)
     return item
 
 
