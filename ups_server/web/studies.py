@@ -16,6 +16,7 @@ from ..audit import INSTANCES_ACCESSED, Actor, record_now
 from ..auth.http import client_address, principal_of
 from ..auth.principal import ADMIN, ARBITRATOR, INGEST, READER
 from ..db.faults import DatabaseUnavailable, database_unavailable
+from ..dicom import tags as t
 from ..dicom.dataset import JsonDataset, element
 from ..dicom.query import Query, QueryError, label, parse_http_query
 from ..dicom.statuses import FIND_HTTP, RETRIEVE_HTTP, STORAGE_HTTP, Find, Retrieve, Storage, stow_http_status
@@ -166,15 +167,17 @@ def _stow_response(base: str, stored: list[StoreResult], failed: list[_Failure])
     ds: JsonDataset = {}
     studies = {r.study_uid for r in stored}
     if len(studies) == 1:
-        ds["00081190"] = element("UR", f"{base}/studies/{next(iter(studies))}")
+        ds[t.RETRIEVE_URL] = element("UR", f"{base}/studies/{next(iter(studies))}")
     if failed:
-        ds["00081198"] = {"vr": "SQ", "Value": [
-            {"00081150": element("UI", *([cls] if cls else [])), "00081155": element("UI", *([sop] if sop else [])),
-             "00081197": element("US", status)} for cls, sop, status, _ in failed]}
+        ds[t.FAILED_SOP_SEQUENCE] = {"vr": "SQ", "Value": [
+            {t.REFERENCED_SOP_CLASS_UID: element("UI", *([cls] if cls else [])),
+             t.REFERENCED_SOP_INSTANCE_UID: element("UI", *([sop] if sop else [])),
+             t.FAILURE_REASON: element("US", status)} for cls, sop, status, _ in failed]}
     if stored:
-        ds["00081199"] = {"vr": "SQ", "Value": [
-            {"00081150": element("UI", r.sop_class_uid), "00081155": element("UI", r.sop_instance_uid),
-             "00081190": element("UR", base + r.retrieve_path)} for r in stored]}
+        ds[t.REFERENCED_SOP_SEQUENCE] = {"vr": "SQ", "Value": [
+            {t.REFERENCED_SOP_CLASS_UID: element("UI", r.sop_class_uid),
+             t.REFERENCED_SOP_INSTANCE_UID: element("UI", r.sop_instance_uid),
+             t.RETRIEVE_URL: element("UR", base + r.retrieve_path)} for r in stored]}
     return ds
 
 
@@ -209,13 +212,13 @@ def _qido_answer(request: Request, query: Query, limit: int, level: catalog.Leve
 
 def _with_urls(base: str, found: list[JsonDataset], level: str) -> list[JsonDataset]:
     for ds in found:
-        st = ds.get("0020000D", {}).get("Value", [None])[0]
+        st = ds.get(t.STUDY_INSTANCE_UID, {}).get("Value", [None])[0]
         url = f"{base}/studies/{st}"
         if level in ("series", "instance"):
-            url += f"/series/{ds['0020000E']['Value'][0]}"
+            url += f"/series/{ds[t.SERIES_INSTANCE_UID]['Value'][0]}"
         if level == "instance":
-            url += f"/instances/{ds['00080018']['Value'][0]}"
-        ds["00081190"] = element("UR", url)
+            url += f"/instances/{ds[t.SOP_INSTANCE_UID]['Value'][0]}"
+        ds[t.RETRIEVE_URL] = element("UR", url)
     return found
 
 
@@ -263,7 +266,7 @@ async def _rows(request: Request, with_metadata: bool = False) -> list[dict[str,
 
 def _accepts_dicom(request: Request) -> bool:
     accept = request.headers.get("accept") or "*/*"
-    return any(t in accept.lower() for t in ("multipart/related", DICOM, "*/*", "multipart/*"))
+    return any(media in accept.lower() for media in ("multipart/related", DICOM, "*/*", "multipart/*"))
 
 
 async def wado(request: Request) -> Response:
