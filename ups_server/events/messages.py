@@ -13,17 +13,9 @@ from enum import IntEnum
 from typing import Any
 
 from ..dicom.dataset import JsonDataset, element, first, items
+from ..dicom.tags import AFFECTED_SOP_CLASS_UID, AFFECTED_SOP_INSTANCE_UID, EVENT_TYPE_ID, MESSAGE_ID
 from ..dicom.uids import GLOBAL_SUBSCRIPTION, UPS_PUSH
 from ..ups import tags as t
-
-SCP_STATUS = "00741242"
-SUBSCRIPTION_LIST_STATUS = "00741244"
-UPS_LIST_STATUS = "00741246"
-
-AFFECTED_SOP_CLASS_UID = "00000002"
-MESSAGE_ID = "00000110"
-AFFECTED_SOP_INSTANCE_UID = "00001000"
-EVENT_TYPE_ID = "00001002"
 
 
 class EventType(IntEnum):
@@ -96,9 +88,9 @@ def scp_status(status: str) -> Event:
     """SCP Status Change: RESTARTED at start, GOING DOWN at shutdown (UPS-EVT-04).
     Subscriptions and workitems are kept in PostgreSQL, so both lists are WARM START."""
     info = {
-        SCP_STATUS: element("CS", status),
-        SUBSCRIPTION_LIST_STATUS: element("CS", "WARM START"),
-        UPS_LIST_STATUS: element("CS", "WARM START"),
+        t.SCP_STATUS: element("CS", status),
+        t.SUBSCRIPTION_LIST_STATUS: element("CS", "WARM START"),
+        t.UPS_LIST_STATUS: element("CS", "WARM START"),
     }
     return Event(EventType.SCP_STATUS_CHANGE, None, info)
 
