@@ -27,6 +27,7 @@ from pynetdicom.sop_class import (
 )
 
 from ..auth.principal import ARBITRATOR, READER, Principal
+from ..dicom import tags as t
 from ..dicom.dataset import JsonDataset, element, first, from_pydicom, to_pydicom, vr_of
 from ..dicom.query import Match, Query, QueryError, query_from_identifier
 from ..dicom.statuses import Find, Retrieve
@@ -47,11 +48,9 @@ MOVE_CLASSES = [StudyRootQueryRetrieveInformationModelMove, PatientRootQueryRetr
 GET_CLASSES = [StudyRootQueryRetrieveInformationModelGet, PatientRootQueryRetrieveInformationModelGet]
 QR_CLASSES = [*FIND_CLASSES, *MOVE_CLASSES, *GET_CLASSES]
 
-LEVEL, RETRIEVE_AE = "00080052", "00080054"
-PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E", "00080018"
-NUMBER_OF_PATIENT_STUDIES = "00201200"
-UNIQUE_KEYS = {"PATIENT": [PATIENT_ID], "STUDY": [STUDY_UID], "SERIES": [STUDY_UID, SERIES_UID],
-               "IMAGE": [STUDY_UID, SERIES_UID, SOP_UID]}
+UNIQUE_KEYS = {"PATIENT": [t.PATIENT_ID], "STUDY": [t.STUDY_INSTANCE_UID],
+               "SERIES": [t.STUDY_INSTANCE_UID, t.SERIES_INSTANCE_UID],
+               "IMAGE": [t.STUDY_INSTANCE_UID, t.SERIES_INSTANCE_UID, t.SOP_INSTANCE_UID]}
 PAGE = 500
 MAX_SUBOPERATIONS = 65535  # Number of ... Sub-operations are US
 
@@ -93,13 +92,14 @@ class Request:
     def __init__(self, identifier: Dataset, sop_class: str):
         self.asked: JsonDataset = from_pydicom(identifier)
         self.patient_root = sop_class in PATIENT_ROOT
-        level = str(first(self.asked, LEVEL, "")).strip().upper()
+        level = str(first(self.asked, t.QUERY_RETRIEVE_LEVEL, "")).strip().upper()
         levels = ("PATIENT", "STUDY", "SERIES", "IMAGE") if self.patient_root else ("STUDY", "SERIES", "IMAGE")
         if level not in levels:
             raise IdentifierError(f"Query/Retrieve Level {level or '(none)'!r} is not one of {', '.join(levels)}")
         self.level = level
         try:
-            query = query_from_identifier({t: e for t, e in self.asked.items() if t not in (LEVEL, RETRIEVE_AE)})
+            query = query_from_identifier({tag: e for tag, e in self.asked.items()
+                                           if tag not in (t.QUERY_RETRIEVE_LEVEL, t.RETRIEVE_AE_TITLE)})
         except QueryError as exc:
             raise IdentifierError(str(exc)) from None
         self.keys: list[Match] = [m for m in query.keys if not m.is_universal and not m.is_sequence]
@@ -114,7 +114,7 @@ class Request:
 
     def studies(self) -> list[str]:
         """The Study Instance UIDs a SERIES or IMAGE level request is under (hierarchical)."""
-        found = self.values(STUDY_UID)
+        found = self.values(t.STUDY_INSTANCE_UID)
         if not found:
             raise IdentifierError(f"a {self.level} level request needs the Study Instance UID (0020,000D)")
         return found
@@ -123,13 +123,13 @@ class Request:
         """The keys asked for, valued from ``match``, and the unique keys of the level and above."""
         out: JsonDataset = {}
         for tag, elem in self.asked.items():
-            if tag == LEVEL:
+            if tag == t.QUERY_RETRIEVE_LEVEL:
                 out[tag] = element("CS", self.level)
-            elif tag == RETRIEVE_AE:
+            elif tag == t.RETRIEVE_AE_TITLE:
                 out[tag] = element("AE", ae_title)
             else:
                 out[tag] = match.get(tag) or {"vr": elem.get("vr") or vr_of(tag)}
-        for tag in UNIQUE_KEYS[self.level] + ([PATIENT_ID] if self.patient_root else []):
+        for tag in UNIQUE_KEYS[self.level] + ([t.PATIENT_ID] if self.patient_root else []):
             if tag in match:
                 out[tag] = match[tag]
         return to_pydicom(out)
@@ -184,11 +184,11 @@ def _matches(dimse: DimseServer, request: Request, principal: Principal) -> Iter
         return
     for study in _readable(dimse, principal, request.studies()):
         if request.level == "SERIES":
-            keys = request.query(skip=(STUDY_UID,))
+            keys = request.query(skip=(t.STUDY_INSTANCE_UID,))
             found = call(catalog.search_series(engine, study, keys, None, 0))
         else:
-            series = request.values(SERIES_UID)
-            keys = request.query(skip=(STUDY_UID, SERIES_UID))
+            series = request.values(t.SERIES_INSTANCE_UID)
+            keys = request.query(skip=(t.STUDY_INSTANCE_UID, t.SERIES_INSTANCE_UID))
             found = [m for se in (series or [None])
                      for m in call(catalog.search_instances(engine, study, se, keys, None, 0))]
         if found:
@@ -199,7 +199,7 @@ def _patients(studies: list[JsonDataset], seen: set[str]) -> list[JsonDataset]:
     """PATIENT level: each patient once, with its patient attributes (from its first study)."""
     out = []
     for study in studies:
-        pid = first(study, PATIENT_ID, "")
+        pid = first(study, t.PATIENT_ID, "")
         if pid in seen:
             continue
         seen.add(pid)
@@ -215,15 +215,16 @@ def _instances(dimse: DimseServer, request: Request, principal: Principal) -> li
     engine = _ingest(dimse).engine
     call = dimse.bridge.call
     if request.level == "PATIENT":
-        patients = request.values(PATIENT_ID)
+        patients = request.values(t.PATIENT_ID)
         if not patients:
             raise IdentifierError("a PATIENT level retrieve needs the Patient ID (0010,0020)")
-        studies = [first(s, STUDY_UID) for s in call(catalog.search_studies(engine, request.query(), None, 0))]
+        studies = [first(s, t.STUDY_INSTANCE_UID)
+                   for s in call(catalog.search_studies(engine, request.query(), None, 0))]
     else:
         studies = request.studies()
     studies = _readable(dimse, principal, studies)
-    series = set(request.values(SERIES_UID)) if request.level in ("SERIES", "IMAGE") else set()
-    sops = set(request.values(SOP_UID)) if request.level == "IMAGE" else set()
+    series = set(request.values(t.SERIES_INSTANCE_UID)) if request.level in ("SERIES", "IMAGE") else set()
+    sops = set(request.values(t.SOP_INSTANCE_UID)) if request.level == "IMAGE" else set()
     if request.level == "SERIES" and not series:
         raise IdentifierError("a SERIES level retrieve needs the Series Instance UID (0020,000E)")
     if request.level == "IMAGE" and not sops:
