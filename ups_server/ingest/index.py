@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import Text
 
 from ..db.tables import indexed_text, instances, series, studies
 from ..dicom import tags as t
@@ -34,27 +37,81 @@ async def lock_study(conn: AsyncConnection, study_uid: str) -> None:
     await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(study_uid))))
 
 
-async def add_instance(conn: AsyncConnection, *, study_uid: str, series_uid: str, sop_uid: str,
-                       sop_class_uid: str, transfer_syntax: str, path: str, size: int, metadata: JsonDataset,
-                       source: dict[str, Any]) -> bool:
-    """Index one instance, with its study and series rows on first sight, in ONE statement.
-    False when the instance was already indexed."""
-    study = pg_insert(studies).values(
-        study_uid=study_uid, patient_id=indexed_text(first(metadata, t.PATIENT_ID)),
-        patient_name=indexed_text(first(metadata, t.PATIENT_NAME)),
-        accession_number=indexed_text(first(metadata, t.ACCESSION_NUMBER)),
-        study_date=indexed_text(first(metadata, t.STUDY_DATE)),
-        attributes=pick(metadata, STUDY_TAGS),
-    ).on_conflict_do_nothing(index_elements=["study_uid"]).cte("new_study")
-    serie = pg_insert(series).values(
-        series_uid=series_uid, study_uid=study_uid, modality=indexed_text(first(metadata, t.MODALITY)),
-        attributes=pick(metadata, SERIES_TAGS),
-    ).on_conflict_do_nothing(index_elements=["series_uid"]).cte("new_series")
-    stmt = pg_insert(instances).values(
-        sop_instance_uid=sop_uid, series_uid=series_uid, study_uid=study_uid, sop_class_uid=sop_class_uid,
-        transfer_syntax=transfer_syntax, path=path, size=size, metadata=metadata, **source,
-    ).on_conflict_do_nothing(index_elements=["sop_instance_uid"]).returning(instances.c.seq)
-    return (await conn.execute(stmt.add_cte(study, serie))).first() is not None
+@dataclass
+class NewInstance:
+    """An instance to index: its UIDs, where its object is (``path``: the blob key), its DICOM JSON."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    path: str
+    size: int
+    metadata: JsonDataset
+    source_ae: str | None
+    source_host: str | None
+    receiving_ae: str | None
+
+    def row(self, n: int) -> dict[str, Any]:
+        md = self.metadata
+        return {
+            "n": n, "sop": self.sop_uid, "series": self.series_uid, "study": self.study_uid,
+            "sop_class": self.sop_class_uid, "ts": self.transfer_syntax, "path": self.path, "size": self.size,
+            "metadata": md, "source_ae": self.source_ae, "source_host": self.source_host,
+            "receiving_ae": self.receiving_ae, "patient_id": indexed_text(first(md, t.PATIENT_ID)),
+            "patient_name": indexed_text(first(md, t.PATIENT_NAME)), "accession": indexed_text(first(md, t.ACCESSION_NUMBER)),
+            "study_date": indexed_text(first(md, t.STUDY_DATE)), "study_attrs": pick(md, STUDY_TAGS),
+            "modality": indexed_text(first(md, t.MODALITY)), "series_attrs": pick(md, SERIES_TAGS),
+        }
+
+
+# Many instances, with their studies and series on first sight, in ONE statement (the rows travel
+# as one JSON array: one parameter, one plan, however many instances). Within the batch the first
+# instance of a study / series / SOP Instance UID wins; instances are inserted in batch order (their
+# ``seq``: store order). RETURNING names the objects (paths) that were indexed.
+_ADD_INSTANCES = text("""
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(CAST(CAST(:rows AS TEXT) AS JSONB)) AS r(
+        n int, sop text, series text, study text, sop_class text, ts text, path text, size bigint,
+        metadata jsonb, source_ae text, source_host text, receiving_ae text, patient_id text,
+        patient_name text, accession text, study_date text, study_attrs jsonb, modality text, series_attrs jsonb)
+), new_study AS (
+    INSERT INTO studies (study_uid, patient_id, patient_name, accession_number, study_date, attributes)
+    SELECT DISTINCT ON (study) study, patient_id, patient_name, accession, study_date, study_attrs
+    FROM r ORDER BY study, n
+    ON CONFLICT (study_uid) DO NOTHING
+), new_series AS (
+    INSERT INTO series (series_uid, study_uid, modality, attributes)
+    SELECT DISTINCT ON (series) series, study, modality, series_attrs FROM r ORDER BY series, n
+    ON CONFLICT (series_uid) DO NOTHING
+)
+INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax, path, size,
+                       metadata, source_ae, source_host, receiving_ae)
+SELECT sop, series, study, sop_class, ts, path, size, metadata, source_ae, source_host, receiving_ae
+FROM (SELECT DISTINCT ON (sop) * FROM r ORDER BY sop, n) AS first_of_each ORDER BY n
+ON CONFLICT (sop_instance_uid) DO NOTHING
+RETURNING path
+""").bindparams(bindparam("rows", type_=Text))
+
+
+async def add_instances(conn: AsyncConnection, new: list[NewInstance]) -> set[str]:
+    """Index ``new`` (with their study and series rows on first sight) in ONE statement; the paths
+    of those indexed (an instance already indexed, or twice in ``new``, is not indexed again)."""
+    if not new:
+        return set()
+    rows = json.dumps([inst.row(n) for n, inst in enumerate(new)], separators=(",", ":"))
+    return set((await conn.execute(_ADD_INSTANCES, {"rows": rows})).scalars())
+
+
+_LOCK_STUDIES = text("SELECT pg_advisory_xact_lock(hashtext(s)) FROM unnest(CAST(:studies AS TEXT[])) AS s"
+                     ).bindparams(bindparam("studies", type_=ARRAY(Text)))
+
+
+async def lock_studies(conn: AsyncConnection, study_uids: list[str]) -> None:
+    """``lock_study`` for each of ``study_uids`` in one round trip, in UID order (the array's order:
+    two transactions never wait on each other in a cycle)."""
+    await conn.execute(_LOCK_STUDIES, {"studies": sorted(set(study_uids))})
 
 
 async def delete_study(conn: AsyncConnection, study_uid: str) -> list[str] | None:

@@ -5,8 +5,10 @@ objects' keys (``uploads``) and puts them in the blob store (durable there), the
 transaction: takes the studies' advisory locks, indexes the instances, settles their upload
 records and runs the on_store hooks (the rules) once for the new ones. An index row therefore
 never names a missing object; an object whose row never came is removed by housekeeping.
-C-STORE stores one instance a transaction; STOW-RS a batch of parts. Hooks guard themselves with
-SAVEPOINTs, so a failing rule never loses a stored instance.
+A C-STORE brings one instance, a STOW-RS request batches of parts; what concurrent stores bring
+while a transaction commits goes into the next one (``group_commit.py``): one commit, one WAL
+flush, one rules pass for all of them, and each caller answered only after that commit. Hooks
+guard themselves with SAVEPOINTs, so a failing rule never loses a stored instance.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..audit import hooks as audit_hooks
 from ..dicom.statuses import Storage
 from . import index, uploads
 from .blobs import BlobStore, FileBlobStore
+from .group_commit import CommitFailed, GroupCommit
 from .model import IngestError, StoredInstance, StoreResult
 from .parse import (
     DEFAULT_INFLATE,
@@ -61,6 +64,10 @@ class IngestService:
         self.inflate = inflate  # how far a deflated instance may inflate
         self.on_store: list[StoreHook] = []
         self.on_delete: list[DeleteHook] = []
+        # concurrent stores share transactions: their upload records, then their index rows + rules
+        self._recording: GroupCommit[str, None] = GroupCommit(lambda: self.engine, uploads.record_in)
+        self._indexing: GroupCommit[index.NewInstance, tuple[bool, int]] = GroupCommit(
+            lambda: self.engine, self._index_batch)
 
     async def store(self, data: Storable, *, source_ae: str | None = None, source_host: str | None = None,
                     receiving_ae: str | None = None, expected_study: str | None = None) -> StoreResult:
@@ -94,62 +101,60 @@ class IngestService:
         metrics.INGEST_INSTANCES.labels("refused").inc(len(items) - len(ready))
         if not ready:
             return results
-        source = {"source_ae": source_ae, "source_host": source_host, "receiving_ae": receiving_ae}
         keys = [self.blobs.new_key(p.parsed.study_uid, p.parsed.series_uid, p.parsed.sop_instance_uid)
                 for _, p in ready]
         try:
-            await uploads.record(self.engine, keys)
+            await self._recording.run(keys)
             try:
                 await self.blobs.put_many([(p.temp, key) for (_, p), key in zip(ready, keys, strict=True)])
             except BaseException:
                 await uploads.forget(self.engine, self.blobs, keys)
                 raise
-            indexed = await self._index(ready, keys, results, source)
+            outcomes = await self._index([
+                index.NewInstance(p.parsed.study_uid, p.parsed.series_uid, p.parsed.sop_instance_uid,
+                                  p.parsed.sop_class_uid, p.parsed.transfer_syntax, key, p.size, p.metadata,
+                                  source_ae, source_host, receiving_ae)
+                for (_, p), key in zip(ready, keys, strict=True)])
         finally:
             for _, p in ready:
                 p.temp.unlink(missing_ok=True)
-        await uploads.forget(self.engine, self.blobs, [key for key in keys if key not in indexed])
-        metrics.INGEST_INSTANCES.labels("stored").inc(len(indexed))
-        metrics.INGEST_INSTANCES.labels("duplicate").inc(len(ready) - len(indexed))
-        metrics.INGEST_BYTES.inc(sum(p.size for (_, p), key in zip(ready, keys, strict=True) if key in indexed))
+        for (i, _), (stored, rule_failures) in zip(ready, outcomes, strict=True):
+            results[i].stored = stored  # type: ignore[union-attr]
+            results[i].rule_failures = rule_failures  # type: ignore[union-attr]
+        await uploads.forget(self.engine, self.blobs,
+                             [key for key, (stored, _) in zip(keys, outcomes, strict=True) if not stored])
+        stored_count = sum(stored for stored, _ in outcomes)
+        metrics.INGEST_INSTANCES.labels("stored").inc(stored_count)
+        metrics.INGEST_INSTANCES.labels("duplicate").inc(len(ready) - stored_count)
+        metrics.INGEST_BYTES.inc(sum(p.size for (_, p), (stored, _) in zip(ready, outcomes, strict=True) if stored))
         return results
 
-    async def _index(self, ready: list[tuple[int, _Prepared]], keys: list[str],
-                     results: list[StoreResult | IngestError], source: dict[str, str | None]) -> set[str]:
-        """The store transaction; the keys it indexed. A failure before the commit removes the
-        objects; a failed commit leaves them to housekeeping (the commit may have happened)."""
-        committing = False
+    async def _index(self, new: list[index.NewInstance]) -> list[tuple[bool, int]]:
+        """``new`` indexed through the group commit: per instance (indexed, rules that failed). A
+        failure before the commit removes the objects; a failed commit (it may have happened) or a
+        caller cancelled while its batch runs leaves them to housekeeping."""
         try:
-            async with self.engine.begin() as conn:
-                for study in sorted({p.parsed.study_uid for _, p in ready}):
-                    await index.lock_study(conn, study)
-                new: list[tuple[int, StoredInstance]] = []
-                indexed: list[str] = []
-                for (i, p), key in zip(ready, keys, strict=True):
-                    parsed = p.parsed
-                    added = await index.add_instance(
-                        conn, study_uid=parsed.study_uid, series_uid=parsed.series_uid,
-                        sop_uid=parsed.sop_instance_uid, sop_class_uid=parsed.sop_class_uid,
-                        transfer_syntax=parsed.transfer_syntax, path=key, size=p.size, metadata=p.metadata,
-                        source=source)
-                    if not added:
-                        continue  # already stored: the stored object is left as it is, this one removed
-                    indexed.append(key)
-                    new.append((i, StoredInstance(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid,
-                                                  parsed.sop_class_uid, p.metadata, source["source_ae"],
-                                                  source["source_host"], source["receiving_ae"])))
-                    results[i].stored = True  # type: ignore[union-attr]
-                await uploads.settle(conn, indexed)
-                for hook in self.on_store if new else ():
-                    failures = await hook(conn, [inst for _, inst in new])
-                    for (i, _), n in zip(new, failures, strict=True):
-                        results[i].rule_failures += n  # type: ignore[union-attr]
-                committing = True
-        except BaseException:
-            if not committing:
-                await uploads.forget(self.engine, self.blobs, keys)
+            return await self._indexing.run(new)
+        except (CommitFailed, asyncio.CancelledError):
             raise
-        return set(indexed)
+        except BaseException:
+            await uploads.forget(self.engine, self.blobs, [inst.path for inst in new])
+            raise
+
+    async def _index_batch(self, conn: AsyncConnection, new: list[index.NewInstance]) -> list[tuple[bool, int]]:
+        """The store transaction of a batch (``GroupCommit`` work): the studies' locks, the index
+        rows, the upload records settled, the on_store hooks once for the instances that are new."""
+        await index.lock_studies(conn, [inst.study_uid for inst in new])
+        indexed = await index.add_instances(conn, new)
+        added = [k for k, inst in enumerate(new) if inst.path in indexed]
+        await uploads.settle(conn, [new[k].path for k in added])
+        failures = [0] * len(new)
+        stored = [StoredInstance(i.study_uid, i.series_uid, i.sop_uid, i.sop_class_uid, i.metadata, i.source_ae,
+                                 i.source_host, i.receiving_ae) for i in (new[k] for k in added)]
+        for hook in self.on_store if stored else ():
+            for k, n in zip(added, await hook(conn, stored), strict=True):
+                failures[k] += n
+        return [(inst.path in indexed, failures[k]) for k, inst in enumerate(new)]
 
     async def remove_stale_spool(self) -> int:
         """Housekeeping: remove spool files older than the grace period (a crash left them)."""

@@ -1,6 +1,7 @@
 """Objects put in the blob store before their index row commits, and the orphans a crash leaves.
 
-A store records its new keys in ``blob_uploads`` (committed) before it puts the objects; the store
+A store records its new keys in ``blob_uploads`` (committed; concurrent stores' records share one
+commit, ``GroupCommit``) before it puts the objects; the store
 transaction deletes the records of the objects it indexes (``settle``), so that a record that
 outlives the grace period names an object without a row (the process died, or the transaction
 failed, between the put and the commit). Housekeeping deletes those objects (``remove_orphans``).
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, func, insert, literal_column, select
+from sqlalchemy import bindparam, delete, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import Text
 
 from ..db.tables import blob_uploads
 from .blobs import BlobStore
@@ -31,23 +34,24 @@ class UploadLost(RuntimeError):
     """An object of this store was removed as an orphan before its row committed."""
 
 
-async def record(engine: AsyncEngine, keys: list[str]) -> None:
-    async with engine.begin() as conn:
-        await record_in(conn, keys)
+_KEYS = bindparam("keys", type_=ARRAY(Text))
+_RECORD = text("INSERT INTO blob_uploads (key) SELECT unnest(CAST(:keys AS TEXT[]))").bindparams(_KEYS)
+_SETTLE = text("DELETE FROM blob_uploads WHERE key = ANY(CAST(:keys AS TEXT[])) RETURNING key").bindparams(_KEYS)
 
 
-async def record_in(conn: AsyncConnection, keys: list[str]) -> None:
-    """Record ``keys`` as objects no row names (to be put, or to be removed) in ``conn``'s transaction."""
+async def record_in(conn: AsyncConnection, keys: list[str]) -> list[None]:
+    """Record ``keys`` as objects no row names (to be put, or to be removed) in ``conn``'s transaction,
+    in one statement (a ``GroupCommit`` work: one None per key)."""
     if keys:
-        await conn.execute(insert(blob_uploads), [{"key": key} for key in keys])
+        await conn.execute(_RECORD, {"keys": keys})
+    return [None] * len(keys)
 
 
 async def settle(conn: AsyncConnection, keys: list[str]) -> None:
     """Inside the store transaction: the objects of ``keys`` are indexed."""
     if not keys:
         return
-    gone = await conn.execute(delete(blob_uploads).where(blob_uploads.c.key.in_(keys))
-                              .returning(blob_uploads.c.key))
+    gone = await conn.execute(_SETTLE, {"keys": keys})
     missing = set(keys) - set(gone.scalars())
     if missing:
         raise UploadLost(f"{len(missing)} object(s) were removed as orphans before they were indexed")
