@@ -16,6 +16,7 @@ to every subscriber) and per delivered frame. Prints ONE JSON line (p50/p99/max 
 
     python benchmarks/events.py --subscribers 1000 --changes 50        # starts the server
     python benchmarks/events.py --subscribers 1000 --workers 2
+    python benchmarks/events.py --baseline /tmp/main-before               # before / after in one run
     python benchmarks/events.py --url http://127.0.0.1:8082/dicom-web --subscribers 100 --claimers 0
 """
 
@@ -222,29 +223,35 @@ def measure(url: str, args: argparse.Namespace, ups: harness.Ups | None) -> dict
     return result
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run_server(args: argparse.Namespace, source: Path) -> dict[str, Any]:
+    """Start the server of the checkout ``source`` and measure it."""
     tmp = Path(tempfile.mkdtemp(prefix="events-bench-"))
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in finally
     ups = None
     try:
-        if args.url:
-            url = args.url
-        else:
-            extra = ["--dimse-port", "0", "--workers", str(args.workers), *args.server_args.split()]
-            ups = harness.start_ups(tmp, log, extra=extra)
-            url = ups.http
-            harness.wait_workers(url, args.workers)
-        root = urlsplit(url)
-        if httpx.get(f"{root.scheme}://{root.netloc}/health", timeout=30).status_code != 200:
-            raise SystemExit(f"server not healthy at {url}")
-        return {"benchmark": "events", "url": url, "subscribers": args.subscribers, "listeners": args.listeners,
-                "changes": args.changes, "claimers": f"{args.claimers}x{args.claimer_clients}",
-                "workers": None if args.url else args.workers, "server_args": args.server_args, **measure(url, args, ups)}
+        extra = ["--dimse-port", "0", "--workers", str(args.workers), *args.server_args.split()]
+        ups = harness.start_ups(tmp, log, extra=extra, root=source)
+        harness.wait_workers(ups.http, args.workers)
+        return measure(ups.http, args, ups)
     finally:
         if ups:
             harness.stop(ups.proc)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {"benchmark": "events", "subscribers": args.subscribers, "listeners": args.listeners,
+                              "changes": args.changes, "claimers": f"{args.claimers}x{args.claimer_clients}"}
+    if args.url:
+        root = urlsplit(args.url)
+        if httpx.get(f"{root.scheme}://{root.netloc}/health", timeout=30).status_code != 200:
+            raise SystemExit(f"server not healthy at {args.url}")
+        return {**result, "url": args.url, **measure(args.url, args, None)}
+    result.update(workers=args.workers, server_args=args.server_args)
+    if args.baseline:  # the other checkout first, then this one: before / after in one run
+        result["baseline"] = run_server(args, Path(args.baseline).resolve())
+    return {**result, **run_server(args, harness.ROOT)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claimers", type=int, default=1, help="client processes creating + claiming meanwhile")
     parser.add_argument("--claimer-clients", type=int, default=4, help="concurrent clients per claimer process")
     parser.add_argument("--workers", type=int, default=1, help="worker processes of a started server")
+    parser.add_argument("--baseline", help="a checkout whose server code is measured first, for before / after")
     parser.add_argument("--server-args", default="", help="extra `ups-server serve` arguments of a started server")
     print(json.dumps(run(parser.parse_args(argv)), separators=(",", ":")))
     return 0

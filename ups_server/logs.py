@@ -118,7 +118,8 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, sending)
+            # a WebSocket's sends (each event frame) go straight through: no response start to see
+            await self.app(scope, receive, sending if scope["type"] == "http" else send)
         finally:
             if scope["type"] == "http":
                 ms = (time.perf_counter() - start) * 1000

@@ -56,6 +56,11 @@ def where_of(stored: dict[str, Any]) -> ColumnElement[bool]:
     return _compiled(json.dumps(stored, sort_keys=True))
 
 
+def where_of_json(stored_json: str) -> ColumnElement[bool]:
+    """``where_of`` of a stored filter as JSON text (as PostgreSQL returns it)."""
+    return _compiled(stored_json)
+
+
 @functools.lru_cache(maxsize=1024)
 def _compiled(stored_json: str) -> ColumnElement[bool]:
     from ..ups.search import where_clause

@@ -6,7 +6,23 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal_column, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Text,
+    all_,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.tables import event_outbox
@@ -16,20 +32,34 @@ from .messages import Event
 CHANNEL = "ups_events"
 
 
+# one row per AE of ``aets``, in their order (ids ascending), whatever the number of AEs: one
+# statement with array parameters, no per-subscriber parameters to bind or compile
+_WRITE = text(
+    "INSERT INTO event_outbox (workitem_uid, aet, event_type, info, dimse_pending) "
+    "SELECT CAST(:uid AS text), a.aet, CAST(:event_type AS bigint), :info, a.aet = ANY(:dimse) "
+    "FROM unnest(CAST(:aets AS text[])) WITH ORDINALITY AS a(aet, n) ORDER BY a.n"
+).bindparams(bindparam("info", type_=JSONB), bindparam("aets", type_=ARRAY(Text)),
+             bindparam("dimse", type_=ARRAY(Text)))
+
+
 async def write(conn: AsyncConnection, events: Iterable[Event], aets: Iterable[str],
                 dimse_aets: Collection[str]) -> int:
     """One row per (event, AE), in event order, then NOTIFY (delivered at commit)."""
     aets = sorted(set(aets))
-    rows = [
-        {"workitem_uid": e.workitem_uid, "aet": aet, "event_type": int(e.type), "info": e.info,
-         "dimse_pending": aet in dimse_aets}
-        for e in events for aet in aets
-    ]
-    if not rows:
+    events = list(events)
+    if not aets or not events:
         return 0
-    await conn.execute(insert(event_outbox), rows)
+    dimse = [aet for aet in aets if aet in dimse_aets]
+    for e in events:
+        await conn.execute(_WRITE, {"uid": e.workitem_uid, "event_type": int(e.type), "info": e.info,
+                                    "aets": aets, "dimse": dimse})
     await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
-    return len(rows)
+    return len(events) * len(aets)
+
+
+def any_of(values: Collection, type_: Any) -> Any:
+    """``= ANY(:array)``: one array parameter, however many values (no IN list to expand)."""
+    return any_(bindparam(None, list(values), type_=ARRAY(type_)))
 
 
 def _seconds(seconds: float):
@@ -42,17 +72,18 @@ def _window(seconds: float):
 
 async def undelivered_ws(conn: AsyncConnection, aets: Collection[str], exclude: Collection[int],
                          window: int, limit: int = 1000) -> list[dict[str, Any]]:
-    """Rows not yet sent to any WebSocket of their AE, within the replay window, oldest first."""
+    """Rows not yet sent to any WebSocket of their AE, within the replay window, oldest first;
+    ``info`` as the JSON text PostgreSQL holds (sent as it is: no decoding per row)."""
     q = (
         select(event_outbox.c.id, event_outbox.c.aet, event_outbox.c.workitem_uid,
-               event_outbox.c.event_type, event_outbox.c.info)
-        .where(event_outbox.c.ws_delivered_at.is_(None), event_outbox.c.aet.in_(list(aets)),
+               event_outbox.c.event_type, cast(event_outbox.c.info, Text).label("info"))
+        .where(event_outbox.c.ws_delivered_at.is_(None), event_outbox.c.aet == any_of(aets, Text),
                event_outbox.c.created_at > _window(window))
         .order_by(event_outbox.c.id)
         .limit(limit)
     )
     if exclude:
-        q = q.where(event_outbox.c.id.not_in(list(exclude)))
+        q = q.where(event_outbox.c.id != all_(bindparam(None, list(exclude), type_=ARRAY(BigInteger))))
     return [dict(r) for r in (await conn.execute(q)).mappings()]
 
 
@@ -66,7 +97,7 @@ def _lag():
 
 
 async def mark_ws_delivered(conn: AsyncConnection, ids: Collection[int]) -> None:
-    lags = await conn.execute(update(event_outbox).where(event_outbox.c.id.in_(list(ids)),
+    lags = await conn.execute(update(event_outbox).where(event_outbox.c.id == any_of(ids, BigInteger),
                                                          event_outbox.c.ws_delivered_at.is_(None))
                               .values(ws_delivered_at=func.now()).returning(_lag()))
     for lag in lags.scalars():

@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Callable, Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, literal, select, true
+from sqlalchemy import ColumnElement, Text, and_, cast, delete, exists, literal, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,7 +25,7 @@ from ..ups.attributes import IN_PROGRESS, SCHEDULED
 from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change
 from . import messages, outbox
-from .filters import FilterQuery, to_stored, where_of
+from .filters import FilterQuery, to_stored, where_of, where_of_json
 
 GLOBAL_TARGETS = (GLOBAL_SUBSCRIPTION, FILTERED_GLOBAL_SUBSCRIPTION)
 ACTIVE_STATES = (SCHEDULED, IN_PROGRESS)
@@ -134,26 +134,26 @@ class Subscriptions:
 
     async def auto_subscribe(self, conn: AsyncConnection, change: Change) -> list[str]:
         """UPS created: subscribe every global subscriber whose filter (if any) matches it,
-        with its global deletion lock (UPS-SUB-04); every filter is evaluated in one query.
-        Returns the AEs subscribed."""
-        rows = (await conn.execute(select(global_subscriptions))).mappings().all()
+        with its global deletion lock (UPS-SUB-04). Each distinct filter is evaluated once, all of
+        them in one query, and the subscriptions are written by one INSERT ... SELECT: the cost
+        follows the number of distinct filters, not of subscribers. Returns the AEs subscribed."""
+        g = global_subscriptions
+        texts = (await conn.execute(select(cast(g.c.filter, Text)).where(g.c.filtered).distinct())).scalars().all()
         filters: dict[str, ColumnElement[bool]] = {}
-        for g in rows:
-            if g["filtered"]:
-                with contextlib.suppress(UPSError):  # a filter that no longer compiles subscribes to nothing
-                    filters[g["aet"]] = where_of(g["filter"])
-        matched: set[str] = set()
+        for text_ in texts:
+            with contextlib.suppress(UPSError):  # a filter that no longer compiles subscribes to nothing
+                filters[text_] = where_of_json(text_)
+        matched: list[str] = []
         if filters:
-            aets = list(filters)
-            hit = (await conn.execute(select(*(filters[aet].label(f"f{i}") for i, aet in enumerate(aets)))
+            keys = list(filters)
+            hit = (await conn.execute(select(*(filters[k].label(f"f{i}") for i, k in enumerate(keys)))
                                       .where(workitems.c.uid == change.uid))).first()
-            matched = {aet for aet, ok in zip(aets, hit or (), strict=False) if ok}
-        chosen = [{"aet": g["aet"], "workitem_uid": change.uid, "deletion_lock": g["deletion_lock"],
-                   "via_http": g["via_http"]} for g in rows if not g["filtered"] or g["aet"] in matched]
-        if not chosen:
-            return []
-        new = (await conn.execute(pg_insert(subscriptions).values(chosen).on_conflict_do_nothing()
-                                  .returning(subscriptions.c.aet))).scalars().all()
+            matched = [k for k, ok in zip(keys, hit or (), strict=False) if ok]
+        chosen = (select(g.c.aet, literal(change.uid), g.c.deletion_lock, g.c.via_http)
+                  .where(~g.c.filtered | (cast(g.c.filter, Text) == outbox.any_of(matched, Text))))
+        new = (await conn.execute(pg_insert(subscriptions)
+                                  .from_select(["aet", "workitem_uid", "deletion_lock", "via_http"], chosen)
+                                  .on_conflict_do_nothing().returning(subscriptions.c.aet))).scalars().all()
         return list(new)
 
     async def any_global(self, conn: AsyncConnection) -> bool:

@@ -21,10 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..auth.principal import OPEN, Principal
 from ..db.tables import workitems
-from ..dicom import jsontext
 from ..rules import access
 from . import outbox
-from .messages import websocket_message
+from .messages import WebSocketFrames
 from .tasks import cancel, run_when_woken
 
 log = logging.getLogger(__name__)
@@ -212,11 +211,11 @@ class WebSocketDispatcher:
         held: set[str] = set()  # AEs whose backlog waits for queue room (order per AE)
         progressed = False
         hidden = await self._hidden(rows)
+        frames = WebSocketFrames()  # each event's frame put together once, whatever its subscribers
         for row in rows:
             if row["aet"] in held:
                 continue
-            text = jsontext.dumps_text(websocket_message(row["id"], row["event_type"], row["workitem_uid"],
-                                                         row["info"]))
+            text = frames.text(row["id"], row["event_type"], row["workitem_uid"], row["info"])
             offered = False
             for session in list(self.sessions.get(row["aet"], ())):
                 if (id(session), row["workitem_uid"]) in hidden:  # not for this subscriber's eyes
