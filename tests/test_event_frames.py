@@ -12,10 +12,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from ups_server.events import messages
 from ups_server.events.messages import WebSocketFrames, websocket_message
+from ups_server.ups import tags as t
 
-PROGRESS = {"00741002": {"vr": "SQ", "Value": [{"00741004": {"vr": "DS", "Value": [42.5]},
-                                                  "00741006": {"vr": "ST", "Value": ["Lesen \u00e4 \u2028 \"q\""]}}]}}
-CANCELED = messages.state_report("1.2.3", {"00741000": {"vr": "CS", "Value": ["CANCELED"]}}, "CANCELED").info
+PROGRESS = messages.progress_report("1.2.3", {t.PROCEDURE_STEP_PROGRESS_INFORMATION_SEQUENCE: {"vr": "SQ", "Value": [
+    {t.PROCEDURE_STEP_PROGRESS: {"vr": "DS", "Value": [42.5]},
+     t.PROCEDURE_STEP_PROGRESS_DESCRIPTION: {"vr": "ST", "Value": ["Lesen \u00e4 \u2028 \"q\""]}}]}}).info
+CANCELED = messages.state_report("1.2.3", {t.PROCEDURE_STEP_STATE: {"vr": "CS", "Value": ["CANCELED"]}},
+                                 "CANCELED").info
 
 
 async def test_frames_hold_the_message_as_a_dataset(server):
