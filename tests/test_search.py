@@ -283,7 +283,8 @@ async def test_dimse_identifier_same_matches_only_requested_keys(seeded, server)
         "0040A370": {"vr": "SQ", "Value": [{"00401001": {"vr": "SH", "Value": ["RP-1"]},
                                             "00080050": {"vr": "SH"}}]},
     }
-    results, remaining = await server.ups.search(query_from_identifier(identifier))
+    page = await server.ups.search(query_from_identifier(identifier))
+    results, remaining = page.datasets, page.remaining
     assert remaining == 0
     assert [set(ds) for ds in results] == [{"00080018", "00100010", "0040A370"}] * 2
     assert [value(ds, "00080018") for ds in results] == [A, B]
@@ -313,3 +314,32 @@ async def test_lower_case_tags_in_items_are_matched(http):
     assert (await http.post(f"/workitems?{uid}", json=ds, headers=DICOM_JSON)).status_code == 201
     _, uids = await found(http, {"ReferencedRequestSequence.StudyInstanceUID": "1.2.826.0.1.3680043.10.7.21"})
     assert uids == {uid}
+
+
+async def test_performer_codes_match_as_in_the_dataset(http):
+    # the performer codes are matched on a column PostgreSQL derives from the dataset: same answers,
+    # case-sensitive, one item matching all its keys, codes too long for the column
+    long_code = "L" * 300
+    uids = {name: f"1.2.826.0.1.3680043.10.7.{30 + i}" for i, name in enumerate(("two", "lower", "long"))}
+    datasets = {
+        "two": new_workitem(**{"00404034": sq({"00404009": sq(code("DR-X", "S1"))},
+                                              {"00404009": sq(code("DR-Y", "S2"), code("DR-Z", "S2"))})}),
+        "lower": new_workitem(**{"00404034": sq({"00404009": sq({"00080100": el("SH", "dr-x")})})}),
+        "long": new_workitem(**{"00404034": sq({"00404009": sq(code(long_code))})}),
+    }
+    for name, ds in datasets.items():
+        assert (await http.post(f"/workitems?{uids[name]}", json=ds, headers=DICOM_JSON)).status_code == 201
+    key = "ScheduledHumanPerformersSequence.HumanPerformerCodeSequence."
+    for params, expected in [
+        ({key + "CodeValue": "DR-X"}, {"two"}),  # case-sensitive
+        ({key + "CodeValue": "DR-Z"}, {"two"}),  # any item
+        ({key + "CodeValue": "dr-x"}, {"lower"}),
+        ({key + "CodeValue": "DR-X", key + "CodingSchemeDesignator": "S1"}, {"two"}),
+        ({key + "CodeValue": "DR-X", key + "CodingSchemeDesignator": "S2"}, set()),  # not in one item
+        ({key + "CodeValue": "DR-Y", key + "CodingSchemeDesignator": "S2"}, {"two"}),
+        ({key + "CodeValue": "DR-?"}, {"two"}),
+        ({key + "CodeValue": long_code}, {"long"}),
+        ({key + "CodeValue": long_code[:256]}, set()),
+    ]:
+        _, found_uids = await found(http, params)
+        assert found_uids & set(uids.values()) == {uids[n] for n in expected}, params

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -19,7 +20,9 @@ from sqlalchemy import (
     func,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from ..ups import tags as t
 
 metadata = MetaData()
 
@@ -30,6 +33,20 @@ INDEXED_TEXT_MAX = 256
 
 def indexed_text(value: Any) -> Any:
     return value[:INDEXED_TEXT_MAX] if isinstance(value, str) else value
+
+
+# Array columns of ``workitems`` PostgreSQL derives from the dataset (migration 0012,
+# ups_sequence_values): every string value (at most INDEXED_TEXT_MAX characters) found down a path of
+# sequences, for sequence matching through a narrow GIN index (dicom/matching.py ``Target.arrays``).
+SEQUENCE_VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "performer_codes": (t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE, t.HUMAN_PERFORMER_CODE_SEQUENCE, t.CODE_VALUE),
+}
+
+
+def _sequence_values(name: str) -> Computed:
+    """The generated column ``name`` of SEQUENCE_VALUE_COLUMNS (its expression in migration 0012)."""
+    path = "$" + "".join(f'."{tag}".Value[*]' for tag in SEQUENCE_VALUE_COLUMNS[name])
+    return Computed(f"ups_sequence_values(dataset, '{path}')")
 
 
 # One row per UPS instance. ``dataset`` is the full DICOM JSON without the Transaction UID;
@@ -60,6 +77,9 @@ workitems = Table(
     Column("admission_id", Text),
     Column("study_uid", Text),  # top-level Study Instance UID, else Referenced Request's
     Column("accession_number", Text),
+    # Scheduled Human Performers Sequence > Human Performer Code Sequence > Code Value: derived by
+    # PostgreSQL from the dataset (SEQUENCE_VALUE_COLUMNS), matched through a GIN index
+    Column("performer_codes", ARRAY(Text), _sequence_values("performer_codes"), nullable=False),
     # Reading workflow (rules issue): the rule group a workitem belongs to ("read",
     # "arbitration", ...) and the reader who claimed it; a partial unique index on
     # (study_uid, read_group, reader) makes "one read per reader per study" a constraint.

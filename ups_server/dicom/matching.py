@@ -1,11 +1,14 @@
 """The one matcher (DESIGN.md): a ``Query`` (``dicom/query.py``) compiled to SQL over a table.
 
-A ``Target`` names the table's indexed columns (tag -> column, kind) and its JSONB column holding
+A ``Target`` names the table's indexed columns (tag -> column, kind), its array columns (a path of
+tags down sequences -> a text[] column of every value found there) and its JSONB column holding
 the row's DICOM JSON. Top-level keys with an indexed column match on the column (single value,
-UID list, wildcard, DA/DT range, case-insensitive PN). Everything else, and every sequence key,
-matches in the JSONB dataset: ``jsonb_path_exists`` with the values passed as jsonpath variables
-(the path itself holds only validated hex tags and escaped regex literals), plus a ``@>``
-containment of the exact values so that a GIN index (jsonb_path_ops) narrows the rows. Used by
+UID list, wildcard, DA/DT range, case-insensitive PN). A sequence key whose one matching key is an
+exact value on an array column's path matches on that column alone (``col @> ARRAY[value]``, a
+narrow GIN index); with more keys in its items the column narrows the rows and the dataset decides.
+Everything else matches in the JSONB dataset: ``jsonb_path_exists`` with the values passed as
+jsonpath variables (the path itself holds only validated hex tags and escaped regex literals), plus
+a ``@>`` containment of the exact values so that a GIN index (jsonb_path_ops) narrows the rows. Used by
 UPS search / C-FIND / claim-next / filtered subscriptions (``ups/search.py``) and QIDO-RS
 (``ingest/catalog.py``).
 """
@@ -13,11 +16,11 @@ UPS search / C-FIND / claim-next / filtered subscriptions (``ups/search.py``) an
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, cast, func, literal, true
-from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
+from sqlalchemy import ColumnElement, Text, and_, cast, func, literal, true
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, JSONPATH, array
 
 from .datetime import parse_dt
 from .query import WILDCARD_VRS, Match, Query, split_range
@@ -26,10 +29,14 @@ from .query import WILDCARD_VRS, Match, Query, split_range
 @dataclass(frozen=True)
 class Target:
     """What a query is compiled against: ``columns`` tag -> (column, kind: text, dt, da, pn,
-    text+json); ``dataset``: the JSONB column of the row's DICOM JSON (None: columns only)."""
+    text+json); ``dataset``: the JSONB column of the row's DICOM JSON (None: columns only);
+    ``arrays``: path of tags (sequences, then the attribute) -> text[] column holding every string
+    value at that path that is at most ``array_text_max`` characters long."""
 
     columns: dict[str, tuple[Any, str]]
     dataset: Any = None
+    arrays: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    array_text_max: int = 256
 
     def supports(self, m: Match) -> bool:
         return m.tag in self.columns or self.dataset is not None
@@ -151,6 +158,27 @@ def _containment(m: Match) -> dict[str, Any] | None:
     return None if _has_wildcard(m.vr, value) else {"Value": [value]}
 
 
+def _leaves(m: Match, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Match]]:
+    """The matching (non-universal) keys below a sequence key ``m``, each with its path of tags."""
+    path = (*path, m.tag)
+    if not m.is_sequence:
+        return [(path, m)]
+    return [leaf for k in m.item or [] if not k.is_universal for leaf in _leaves(k, path)]
+
+
+def _sequence_match(m: Match, target: Target) -> ColumnElement[bool]:
+    """A sequence key: on an array column where its keys allow, else (or also) in the dataset."""
+    leaves = _leaves(m)
+    narrowing = [
+        target.arrays[path].contains(cast(array([key.values[0]]), ARRAY(Text)))
+        for path, key in leaves
+        if path in target.arrays and _containment(key) is not None and len(key.values[0]) <= target.array_text_max
+    ]
+    if len(leaves) == 1 and narrowing:  # one exact value down one path: the column holds the answer
+        return narrowing[0]
+    return and_(*narrowing, _json_match(target.dataset, m))
+
+
 def _json_match(dataset: Any, m: Match) -> ColumnElement[bool]:
     builder = _JsonPath()
     cond = builder.cond(m)
@@ -171,8 +199,10 @@ def key_clause(m: Match, target: Target) -> ColumnElement[bool]:
     """The condition one top-level key puts on a row of ``target`` (``true()`` when universal)."""
     if m.is_universal:
         return true()
+    if m.is_sequence:
+        return _sequence_match(m, target)
     column = target.columns.get(m.tag)
-    if column is None or m.is_sequence:
+    if column is None:
         return _json_match(target.dataset, m)
     col, kind = column
     if kind == "text+json":

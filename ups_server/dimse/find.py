@@ -14,6 +14,7 @@ from ..dicom.dataset import from_pydicom, to_pydicom
 from ..dicom.statuses import Find
 
 if TYPE_CHECKING:
+    from ..ups.search import Page
     from .server import DimseServer
 
 log = logging.getLogger(__name__)
@@ -45,28 +46,29 @@ def make_find_handler(dimse: DimseServer):
             log.info("C-FIND from %s refused: %s", event.assoc.requestor.ae_title, exc)
             yield _failure(Find.IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
             return
-        offset = 0
+        after: int | None = None
         while True:
             if event.is_cancelled:
                 yield Find.CANCELED, None
                 return
             try:
-                page, remaining = _search(dimse, query, offset)
+                page = _search(dimse, query, after)
             except Exception as exc:
                 log.error("C-FIND failed", exc_info=exc)
                 yield _failure(Find.UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}"), None
                 return
-            for match in page:
+            for match in page.datasets:
                 if event.is_cancelled:
                     yield Find.CANCELED, None
                     return
                 yield Find.PENDING, to_pydicom(match)
-            offset += len(page)
-            if not remaining or not page:
+            after = page.last
+            if after is None:
                 return
 
     return handle_find
 
 
-def _search(dimse: DimseServer, query: Any, offset: int) -> tuple[list[dict], int]:
-    return dimse.bridge.call(dimse.services.ups.search(query, offset=offset, limit=PAGE))
+def _search(dimse: DimseServer, query: Any, after: int | None) -> Page:
+    """The next page after ``after`` (keyset: a match is sent once even while workitems change)."""
+    return dimse.bridge.call(dimse.services.ups.search(query, after=after, limit=PAGE, count=False))

@@ -6,12 +6,13 @@ GET /workitems, C-FIND, claim-next and filtered subscriptions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..db.tables import workitems
+from ..db.tables import INDEXED_TEXT_MAX, SEQUENCE_VALUE_COLUMNS, workitems
 from ..dicom.dataset import JsonDataset, vr_of
 from ..dicom.matching import Target, key_clause
 from ..dicom.query import Match, Query
@@ -23,7 +24,8 @@ from .attribute_table import CONDITIONAL_RETURN_KEYS, MATCH_COLUMNS, RETURN_KEYS
 _COLUMNS: dict[str, tuple[Any, str]] = {tag: (workitems.c[name], kind) for tag, (name, kind) in MATCH_COLUMNS.items()}
 
 
-WORKITEMS = Target(_COLUMNS, workitems.c.dataset)
+WORKITEMS = Target(_COLUMNS, workitems.c.dataset,
+                   {path: workitems.c[name] for name, path in SEQUENCE_VALUE_COLUMNS.items()}, INDEXED_TEXT_MAX)
 
 
 def match_clause(m: Match) -> ColumnElement[bool]:
@@ -80,24 +82,59 @@ def shape_dimse(ds: JsonDataset, keys: list[Match], top: bool = True) -> JsonDat
     return dict(sorted(out.items()))
 
 
-async def search(
-    engine: AsyncEngine, query: Query, *, offset: int = 0, limit: int | None = None
-) -> tuple[list[JsonDataset], int]:
-    """The matching datasets in creation order, shaped as the query asks (C-FIND: the keys only;
-    Search: the return keys too), and how many more matches there are after this page."""
-    where = where_clause(query)
-    async with engine.connect() as conn:
-        rows: list[Any] = []
-        if limit != 0:
-            stmt = select(workitems.c.dataset).where(where).order_by(workitems.c.seq).offset(offset)
-            if limit is not None:
-                stmt = stmt.limit(limit)
-            rows = list((await conn.execute(stmt)).scalars())
-        remaining = 0
-        if limit is not None and len(rows) == limit:  # a full page: count what follows it
-            total = (await conn.execute(select(func.count()).select_from(workitems).where(where))).scalar_one()
-            remaining = max(0, total - offset - len(rows))
-    if query.keys_are_returned:
-        return [shape_dimse(ds, query.keys) for ds in rows], remaining
-    return [shape_http(ds, query) for ds in rows], remaining
+@dataclass
+class Page:
+    """One page of a search: its datasets, shaped as the query asks; ``remaining``: how many matches
+    follow it (counted only when asked: else 0 when none follow, None when some do); ``last``: the
+    creation-order key (``seq``) of its last row when matches follow it (the keyset position of the
+    next page), else None."""
 
+    datasets: list[JsonDataset]
+    remaining: int | None
+    last: int | None
+
+
+def page_statement(where: ColumnElement[bool], *, after: int | None, offset: int, limit: int | None) -> Select:
+    """The page's rows (seq, dataset) in creation order, one more than ``limit`` (to tell whether
+    matches follow). The keys are found first (an index-only scan where the worklist index covers
+    the keys), then only the page's datasets are read from the table: a JSONB dataset is a heap
+    page of its own, and a filter walking rows in seq order would read one per row it passes."""
+    keys = select(workitems.c.seq).where(where)
+    if after is not None:
+        keys = keys.where(workitems.c.seq > after)
+    keys = keys.order_by(workitems.c.seq).offset(offset)
+    if limit is not None:
+        keys = keys.limit(limit + 1)
+    page = keys.subquery("page")
+    return (select(workitems.c.seq, workitems.c.dataset)
+            .join_from(page, workitems, workitems.c.seq == page.c.seq).order_by(page.c.seq))
+
+
+def count_statement(where: ColumnElement[bool], after: int) -> Select:
+    """How many rows match after ``after`` (the page's last seq)."""
+    return select(func.count()).select_from(workitems).where(where, workitems.c.seq > after)
+
+
+async def search(engine: AsyncEngine, query: Query, *, offset: int = 0, limit: int | None = None,
+                 after: int | None = None, count: bool = True) -> Page:
+    """The matching workitems in creation order after ``after`` (a previous page's ``last``) and
+    ``offset`` more, at most ``limit``, shaped as the query asks (C-FIND: the keys only; Search: the
+    return keys too); with ``count``, how many matches follow the page."""
+    where = where_clause(query)
+    rows: list[Any] = []
+    remaining: int | None = 0
+    async with engine.connect() as conn:
+        # Plan each search for its values: a plan made once for any value (what a prepared
+        # statement falls back to after five runs) picks indexes for average selectivities, e.g.
+        # a start date range over a BitmapAnd that reads 4x the pages (EXPLAIN in benchmarks/search.py).
+        await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        if limit != 0:
+            rows = list((await conn.execute(page_statement(where, after=after, offset=offset, limit=limit))).all())
+        if limit is not None and len(rows) > limit:
+            rows = rows[:limit]
+            remaining = (await conn.execute(count_statement(where, rows[-1].seq))).scalar_one() if count else None
+    last = rows[-1].seq if rows and remaining != 0 else None
+    datasets = [r.dataset for r in rows]
+    if query.keys_are_returned:
+        return Page([shape_dimse(ds, query.keys) for ds in datasets], remaining, last)
+    return Page([shape_http(ds, query) for ds in datasets], remaining, last)

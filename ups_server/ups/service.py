@@ -37,7 +37,7 @@ from .attributes import (
 from .columns import index_columns
 from .errors import Outcome, PolicyOutcome, UPSError
 from .requests import UPSRequest
-from .search import search, where_clause
+from .search import Page, search, where_clause
 from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, Txn, compare_txn
 
 log = logging.getLogger(__name__)
@@ -478,10 +478,11 @@ class UPSService:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(workitems.c.transaction_uid).where(workitems.c.uid == uid))).scalar()
 
-    async def search(self, query: Query, *, offset: int = 0, limit: int | None = None) -> tuple[list[JsonDataset], int]:
-        """C-FIND / GET /workitems: (datasets of this page, count of further matches), each shaped
-        as the query asks (``Query.returns``)."""
-        return await search(self.engine, query, offset=offset, limit=limit)
+    async def search(self, query: Query, *, offset: int = 0, limit: int | None = None, after: int | None = None,
+                     count: bool = True) -> Page:
+        """C-FIND / GET /workitems: one page of matches in creation order after ``after`` (keyset)
+        and ``offset``, each shaped as the query asks (``Query.returns``), and what follows it."""
+        return await search(self.engine, query, offset=offset, limit=limit, after=after, count=count)
 
 
 def _addressed(request: UPSRequest) -> str:

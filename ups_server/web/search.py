@@ -1,4 +1,5 @@
-"""GET /workitems (Search, PS3.18 11.9) and the search keys of the claim-next extension."""
+"""GET /workitems (Search, PS3.18 11.9; keyset paging: ``paging.py``) and the search keys of the
+claim-next extension."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ..dicom.query import Query, QueryError, parse_http_query
 from ..dicom.statuses import FIND_HTTP, Find
 from ..dicom.uids import is_valid_uid
 from ..ups.errors import Transaction, UPSError
+from . import paging
 from .context import services
 from .limits import more_results_warning, page_size
 from .media import HTTPProblem, dicom_response, error_response, negotiate, service_url
@@ -51,18 +53,22 @@ async def search(request: Request) -> Response:
     """Search for workitems: 200 + array, 204 when nothing, Warning on remaining results."""
     try:
         media = negotiate(request)
+        items, after = paging.split_after(request.query_params.multi_items())
         try:
-            query = parse_http_query(request.query_params.multi_items())
+            query = parse_http_query(items)
         except QueryError as exc:
             raise HTTPProblem(FIND_HTTP[Find.IDENTIFIER_DOES_NOT_MATCH], f"invalid query: {exc}") from None
-        datasets, remaining = await services(request).ups.search(
-            query, offset=query.offset, limit=page_size(request, query.limit))
+        page = await services(request).ups.search(
+            query, offset=query.offset, limit=page_size(request, query.limit),
+            after=None if after is None else paging.position(after, query))
     except (UPSError, HTTPProblem) as exc:
         return error_response(request, exc, Transaction.SEARCH)
     warnings = query_warnings(query)
-    if remaining > 0 and datasets:  # UPS-QS-06
-        warnings.append(more_results_warning(remaining))
+    if page.remaining and page.datasets:  # UPS-QS-06
+        warnings.append(more_results_warning(page.remaining))
     headers = warning_headers(request, warnings)
-    if not datasets:
+    if page.last is not None and page.datasets:  # keyset paging (extension)
+        headers["Link"] = paging.next_link(request, paging.token(page.last, query))
+    if not page.datasets:
         return Response(status_code=204, headers=headers)
-    return dicom_response(media, datasets, headers=headers)
+    return dicom_response(media, page.datasets, headers=headers)
