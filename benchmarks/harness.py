@@ -82,10 +82,11 @@ def _socket_dir_of(pid: int) -> str:
 
 
 def start_ups(tmp: Path, log, blob_store: str | None = None, environ: dict[str, str] | None = None,
-              extra: list[str] | None = None, root: Path = ROOT) -> Ups:
-    """``python -m ups_server serve`` of the checkout at ``root`` (default: this one)."""
+              extra: list[str] | None = None, root: Path = ROOT, data_dir: Path | None = None) -> Ups:
+    """``python -m ups_server serve`` of the checkout at ``root`` (default: this one), its data in
+    ``data_dir`` (default: a new directory under ``tmp``)."""
     http_port, dimse_port = free_port(), free_port()
-    data_dir = tmp / f"ups-{http_port}"
+    data_dir = data_dir or tmp / f"ups-{http_port}"
     cmd = [sys.executable, "-m", "ups_server", "serve", "--data-dir", str(data_dir),
            "--host", "127.0.0.1", "--http-port", str(http_port), "--dimse-port", str(dimse_port),
            "--log-level", "WARNING", *(["--blob-store", blob_store] if blob_store else []), *(extra or [])]

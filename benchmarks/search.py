@@ -3,20 +3,26 @@
 Starts ``ups-server serve`` (embedded PostgreSQL in a temp dir), seeds ``--workitems`` realistic
 workitems with COPY straight into the ``workitems`` table (not through the API: seconds, not hours),
 builds the indexes and VACUUM ANALYZEs, then times ``GET /workitems`` for each query below, ``--repeat`` times each, with
-``limit=20`` and ``offset`` 0 (first page) and 20 (next page):
+``limit=20``: the first page, the next page by ``offset=20`` and the next page by the keyset token of the first
+page's ``Link`` header (``after=``). Beside the times (which load distorts) it reports what load does not: the
+shared buffers (hit + read) and database ms of the statements the server runs for that page (the page, and the
+count of the matches after it when there are any), from EXPLAIN (ANALYZE, BUFFERS) of the same SQL:
 
 - ``state_label``: Procedure Step State + Worklist Label
 - ``performer``: + Scheduled Human Performers Sequence > Human Performer Code Sequence > Code Value
 - ``date_range``: + Scheduled Procedure Step Start DateTime range (one week)
 - ``patient``: Patient ID
+- ``patient_name``: Patient's Name prefix (``Patient01234*``)
 - ``all``: state + label + performer + date range + patient name wildcard
 
     python benchmarks/search.py                     # 1,000,000 workitems
     python benchmarks/search.py --workitems 100000 --repeat 50
+    python benchmarks/search.py --data-dir /tmp/search-1m --explain   # keep the seeded data; print the plans
 
 Seeded data: 20 Worklist Labels, 50 performers, 200,000 patients, start times over 90 days,
 states 70% COMPLETED / 20% SCHEDULED / 5% IN PROGRESS / 5% CANCELED. Prints ONE JSON line
-(seed seconds and rows/s, p50/p95 per query and page in ms, the load average).
+(seed seconds and rows/s, per query and page: p50/p95 ms, server CPU ms per request, rows, buffers and
+database ms; the load average).
 """
 
 from __future__ import annotations
@@ -36,11 +42,17 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy.dialects import postgresql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 
+from ups_server.dicom.query import parse_http_query
+from ups_server.ups.search import count_statement, page_statement, where_clause
+from ups_server.web import paging
+
 CHUNK = 50_000
+PAGE = 20
 LABELS = [f"WL{k:02d}" for k in range(20)]
 PERFORMERS = [f"DR{k:02d}" for k in range(50)]
 STATES = ["COMPLETED"] * 14 + ["SCHEDULED"] * 4 + ["IN PROGRESS", "CANCELED"]
@@ -90,11 +102,14 @@ def row(k: int, rng: random.Random) -> tuple[Any, ...]:
             "read")
 
 
-async def seed(socket_dir: str, n: int) -> float:
+async def seed(socket_dir: str, n: int) -> float | None:
     """COPY ``n`` rows, as a restore does: the secondary indexes (the migrations' own definitions, read
-    from pg_indexes) are dropped before and built again after, then ANALYZE."""
+    from pg_indexes) are dropped before and built again after, then ANALYZE. None: the table already
+    holds workitems (a reused ``--data-dir``), nothing seeded."""
     conn = await asyncpg.connect(host=socket_dir, user="postgres", database="postgres")
     try:
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM workitems)"):
+            return None
         rng = random.Random(12)
         started = time.perf_counter()
         indexes = await conn.fetch(
@@ -123,6 +138,7 @@ def queries() -> dict[str, dict[str, str]]:
         "performer": {**state_label, **performer},
         "date_range": {**state_label, **week},
         "patient": {"PatientID": "P012345"},
+        "patient_name": {"PatientName": "Patient01234*"},
         "all": {**state_label, **performer, **week, "PatientName": "Patient0*"},
     }
 
@@ -131,23 +147,67 @@ def percentile(values: list[float], p: int) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[p - 1] * 1000, 2)
 
 
-async def measure(url: str, repeat: int) -> dict[str, Any]:
+async def explain(db: asyncpg.Connection, stmt: Any, show: str | None) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) of ``stmt`` as the server runs it (a plan for its values):
+    shared buffers hit + read, execution ms; the text plan to stderr when ``show`` names it."""
+    compiled = stmt.compile(dialect=postgresql.asyncpg.dialect())
+    args = [compiled.params[k] for k in compiled.positiontup]
+    plan = json.loads(await db.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + compiled.string, *args))[0]
+    if show:
+        text = await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + compiled.string, *args)
+        print(f"--- {show}\n" + "\n".join(r[0] for r in text), file=sys.stderr)
+    top = plan["Plan"]
+    return {"buffers": top["Shared Hit Blocks"] + top["Shared Read Blocks"],
+            "ms": round(plan["Execution Time"], 2)}
+
+
+async def statements_cost(db: asyncpg.Connection, params: dict[str, str], offset: int, after: str | None,
+                          show: str | None) -> dict[str, Any]:
+    """Buffers and database ms of the statements GET /workitems runs for one page: the page (its
+    keys, then their datasets) and, when matches follow it, the count of those (the Warning)."""
+    query = parse_http_query(list(params.items()))
+    where = where_clause(query)
+    seq = None if after is None else paging.position(after, query)
+    page = page_statement(where, after=seq, offset=offset, limit=PAGE)
+    compiled = page.compile(dialect=postgresql.asyncpg.dialect())
+    rows = await db.fetch(compiled.string, *[compiled.params[k] for k in compiled.positiontup])
+    cost = {"page": await explain(db, page, show and f"{show} page")}
+    if len(rows) > PAGE:
+        cost["count"] = await explain(db, count_statement(where, rows[PAGE - 1]["seq"]), show and f"{show} count")
+    return {"buffers": sum(c["buffers"] for c in cost.values()), "db_ms": round(sum(c["ms"] for c in cost.values()), 2),
+            **{f"{k}_buffers": c["buffers"] for k, c in cost.items()}}
+
+
+async def measure(url: str, socket_dir: str, server_pids: list[int], repeat: int, show: bool) -> dict[str, Any]:
+    """Each query: the first page, the next page by ``offset`` and by the Link header's token; the
+    server's CPU ms per request (its processes, not PostgreSQL's)."""
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-        for name, params in queries().items():
-            for page, offset in (("first", 0), ("next", 20)):
-                times, rows, status = [], 0, None
-                for _ in range(repeat):
-                    t0 = time.perf_counter()
-                    r = await http.get("/workitems", params={**params, "limit": "20", "offset": str(offset)},
-                                       headers={"Accept": "application/dicom+json"})
-                    times.append(time.perf_counter() - t0)
-                    status = r.status_code
-                    rows = len(r.json()) if r.status_code == 200 else 0
-                    if r.status_code not in (200, 204):
-                        raise RuntimeError(f"{name}: {r.status_code} {r.text[:300]}")
-                out[f"{name}_{page}"] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
-                                         "rows": rows, "status": status}
+    db = await asyncpg.connect(host=socket_dir, user="postgres", database="postgres")
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=120, headers={"Accept": "application/dicom+json"}) as http:
+            for name, params in queries().items():
+                first = {**params, "limit": str(PAGE)}
+                link = (await http.get("/workitems", params=first)).headers.get("link")
+                token = httpx.URL(link.split(";")[0].strip("<>")).params["after"] if link else None
+                pages = {"first": (first, 0, None), "next_offset": ({**first, "offset": str(PAGE)}, PAGE, None)}
+                if token:
+                    pages["next_keyset"] = ({**first, "after": token}, 0, token)
+                for page, (request, offset, after) in pages.items():
+                    times, r = [], None
+                    cpu = harness.cpu_seconds(server_pids)
+                    for _ in range(repeat):
+                        t0 = time.perf_counter()
+                        r = await http.get("/workitems", params=request)
+                        times.append(time.perf_counter() - t0)
+                        if r.status_code not in (200, 204):
+                            raise RuntimeError(f"{name}: {r.status_code} {r.text[:300]}")
+                    out[f"{name}_{page}"] = {
+                        "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+                        "server_cpu_ms": round((harness.cpu_seconds(server_pids) - cpu) * 1000 / repeat, 2),
+                        "rows": len(r.json()) if r.status_code == 200 else 0, "status": r.status_code,
+                        **await statements_cost(db, params, offset, after, show and f"{name}_{page}")}
+    finally:
+        await db.close()
     return out
 
 
@@ -156,17 +216,25 @@ def main() -> int:
     parser.add_argument("--workitems", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=40, help="requests per query and page (default 40)")
     parser.add_argument("--server-args", default="", help="extra `ups-server serve` arguments")
+    parser.add_argument("--explain", action="store_true",
+                        help="print EXPLAIN (ANALYZE, BUFFERS) of every statement measured to stderr")
+    parser.add_argument("--data-dir", type=Path,
+                        help="keep the server's data here and reuse it: seeded only while it holds no workitems")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="search-bench-"))
+    tmp = args.data_dir or Path(tempfile.mkdtemp(prefix="search-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in finally
     ups = None
     try:
-        ups = harness.start_ups(tmp, log, extra=args.server_args.split() or None)
+        ups = harness.start_ups(tmp, log, extra=args.server_args.split() or None, data_dir=tmp / "ups")
         seed_s = asyncio.run(seed(ups.postgres()[0], args.workitems))
-        result: dict[str, Any] = {"benchmark": "search", "workitems": args.workitems, "seed_seconds": round(seed_s, 1),
-                                  "seed_rows_per_s": round(args.workitems / seed_s), "repeat": args.repeat}
-        result["queries"] = asyncio.run(measure(ups.http, args.repeat))
+        result: dict[str, Any] = {"benchmark": "search", "workitems": args.workitems, "repeat": args.repeat}
+        if seed_s is not None:
+            result.update(seed_seconds=round(seed_s, 1), seed_rows_per_s=round(args.workitems / seed_s))
+        result["queries"] = asyncio.run(measure(ups.http, ups.postgres()[0], ups.server_pids(), args.repeat,
+                                                   args.explain))
         result["p95_ms_max"] = max(q["p95_ms"] for q in result["queries"].values())
+        result["buffers_max"] = max(q["buffers"] for q in result["queries"].values())
         result["load_average"] = harness.load_average()
         print(json.dumps(result))
         return 0
@@ -174,7 +242,8 @@ def main() -> int:
         if ups:
             harness.stop(ups.proc)
         log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.data_dir:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
