@@ -343,3 +343,15 @@ async def test_performer_codes_match_as_in_the_dataset(http):
     ]:
         _, found_uids = await found(http, params)
         assert found_uids & set(uids.values()) == {uids[n] for n in expected}, params
+
+
+async def test_many_long_performer_codes_are_stored_and_found(http):
+    # every code is kept (GIN entries are per code): a workitem with 40 codes of 200 characters is
+    # created and found by its last code, as in the dataset
+    codes = [f"{i:03d}" + "C" * 197 for i in range(40)]
+    uid = "1.2.826.0.1.3680043.10.7.40"
+    ds = new_workitem(**{"00404034": sq(*({"00404009": sq(code(c))} for c in codes))})
+    r = await http.post(f"/workitems?{uid}", json=ds, headers=DICOM_JSON)
+    assert r.status_code == 201, r.text
+    _, uids = await found(http, {"00404034.00404009.00080100": codes[-1]})
+    assert uids == {uid}
