@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Text
 
 from ..db.tables import indexed_text, instances, series, studies
+from ..dicom import jsontext
 from ..dicom import tags as t
 from ..dicom.dataset import JsonDataset, first
 
@@ -100,7 +100,7 @@ async def add_instances(conn: AsyncConnection, new: list[NewInstance]) -> set[st
     of those indexed (an instance already indexed, or twice in ``new``, is not indexed again)."""
     if not new:
         return set()
-    rows = json.dumps([inst.row(n) for n, inst in enumerate(new)], separators=(",", ":"))
+    rows = jsontext.dumps_text([inst.row(n) for n, inst in enumerate(new)])
     return set((await conn.execute(_ADD_INSTANCES, {"rows": rows})).scalars())
 
 
