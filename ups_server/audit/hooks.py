@@ -22,12 +22,16 @@ if TYPE_CHECKING:
     from ..ingest.model import StoredInstance
 
 
+APPENDED = "input references appended"
+
+
 async def stored(conn: AsyncConnection, insts: list[StoredInstance]) -> list[int]:
-    """IngestService on_store hook: one row per study of the store transaction."""
+    """IngestService on_store hook: one row per study (and sender) of the store transaction, in one
+    statement."""
     per_study = Counter((i.study_uid, i.source_ae, i.source_host) for i in insts)
-    for (study, ae, host), count in per_study.items():
-        await record(conn, INSTANCES_TRANSFERRED, Actor(ae_title=ae, address=host), "store", study=study,
-                     detail=f"{count} instance(s) stored")
+    await record_many(conn, [values(INSTANCES_TRANSFERRED, Actor(ae_title=ae, address=host), "store", study=study,
+                                    detail=f"{count} instance(s) stored")
+                             for (study, ae, host), count in per_study.items()])
     return [0] * len(insts)
 
 
@@ -35,7 +39,7 @@ async def rule_effect(conn: AsyncConnection, rule: str, created: bool, workitem:
     """A rule created a workitem or appended references to one (the server acts: SYSTEM)."""
     await record(conn, PROCEDURE_RECORD, SYSTEM, f"rule {rule}", workitem=workitem, study=study,
                  action="C" if created else "U",
-                 detail="workitem created" if created else "input references appended")
+                 detail="workitem created" if created else APPENDED)
 
 
 async def rule_effects(conn: AsyncConnection, effects: list[tuple[str, str, str, str | None, str]]) -> None:

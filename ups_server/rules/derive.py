@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, any_, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.types import BigInteger, Text
+from sqlalchemy.types import BigInteger
 
 from ..db.tables import instances
 from ..dicom.tags import STUDY_INSTANCE_UID
 from ..dicom.uids import name_based_uid
 from ..ingest.model import StoredInstance
-from .engine import present, special_subjects, store_plan
+from .engine import any_of, present, special_subjects, store_plan
 from .model import OnStoreRule
 from .sqlconditions import compile_all
 from .templates import render
@@ -38,10 +38,6 @@ class Derived:
     @property
     def study_uid(self) -> str:
         return self.first.study_uid
-
-
-def any_of(column, values: list[str]) -> ColumnElement[bool]:
-    return column == any_(literal(values, ARRAY(Text)))
 
 
 def _names_only_the_study(template: str) -> bool:

@@ -13,14 +13,17 @@ appending to that workitem takes the row lock after the study lock - one key wou
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, any_, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import Text
 
 from ..audit import hooks as audit_hooks
 from ..db.tables import rule_failures, rule_workitems, workitems
@@ -29,7 +32,7 @@ from ..dicom.uids import name_based_uid, new_uid
 from ..ingest.model import StoredInstance
 from ..metrics import RULE_EFFECTS
 from ..ups import tags as t
-from ..ups.attributes import CANCELED, COMPLETED
+from ..ups.attributes import CANCELED, COMPLETED, SCHEDULED
 from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change, UPSService
 from .conditions import all_hold
@@ -74,8 +77,7 @@ class RuleEngine:
         attempt = Effects()
         try:
             async with conn.begin_nested():
-                for rule, uid, group in plan:
-                    await self._apply_store_rule(conn, rule, uid, group, attempt)
+                await self._apply_store_plan(conn, plan, attempt)
         except Exception as exc:  # noqa: BLE001 - retried one by one below, where failures are logged
             log.debug("on_store rules for %d instance(s): %s; retrying one by one", len(insts), exc)
         else:
@@ -102,14 +104,45 @@ class RuleEngine:
             failures.append(failed)
         return failures
 
+    async def _apply_store_plan(self, conn: AsyncConnection, plan: list[tuple[OnStoreRule, str, list[StoredInstance]]],
+                                effects: Effects) -> None:
+        """The fast path of a whole plan: the workitems that "append" rules name and that exist
+        already (the common case: later instances of a study) are locked in one statement (in UID
+        order), written in one and audited in one; the others go through ``_apply_store_rule``."""
+        appending = sorted({uid for rule, uid, _ in plan if rule.workitem.input_information == "append"})
+        rows = {}
+        if appending:
+            stmt = select(workitems).where(any_of(workitems.c.uid, appending)).order_by(workitems.c.uid)
+            rows = {row["uid"]: dict(row) for row in (await conn.execute(stmt.with_for_update())).mappings()}
+        amended, audited = [], []
+        for rule, uid, group in plan:
+            row = rows.get(uid)
+            if row is None or rule.workitem.input_information != "append":
+                await self._apply_store_rule(conn, rule, uid, group, effects)
+                continue
+            ds = self._add_all(copy.deepcopy(row["dataset"]), group) if row["state"] == SCHEDULED else None
+            if ds is None:
+                continue  # already referenced, or no longer SCHEDULED: not changed
+            amended.append((row, ds, {}))
+            effects.appended.append(uid)
+            RULE_EFFECTS.labels(rule.id, "appended").inc()
+            audited.append((rule.id, "U", uid, group[0].study_uid, audit_hooks.APPENDED))
+        await self.ups.amend_many_in(conn, amended)
+        await audit_hooks.rule_effects(conn, audited)
+
+    def _add_all(self, ds: JsonDataset, group: list[StoredInstance]) -> JsonDataset | None:
+        """``ds`` with a reference to each instance of ``group`` in its Input Information; None when
+        it referenced them all already."""
+        added = [add_reference(ds, i.study_uid, i.series_uid, i.sop_class_uid, i.sop_instance_uid,
+                               self.retrieve_ae, self.retrieve_url) for i in group]
+        return ds if any(added) else None
+
     async def _apply_store_rule(self, conn: AsyncConnection, rule: OnStoreRule, uid: str,
                                 group: list[StoredInstance], effects: Effects) -> None:
         tpl = rule.workitem
 
         def add_all(ds: JsonDataset) -> JsonDataset | None:
-            added = [add_reference(ds, i.study_uid, i.series_uid, i.sop_class_uid, i.sop_instance_uid,
-                                   self.retrieve_ae, self.retrieve_url) for i in group]
-            return ds if any(added) else None
+            return self._add_all(ds, group)
 
         if tpl.input_information == "append":
             # the common case (later instances of the study): lock, append, tell listeners
@@ -257,6 +290,11 @@ def store_plan(rules: list[OnStoreRule], insts: list[StoredInstance]
             uid = name_based_uid(render(tpl.uid, inst.metadata, present(special))) if tpl.uid else new_uid()
             plan.setdefault((rule.id, uid), (rule, uid, []))[2].append(inst)
     return list(plan.values())
+
+
+def any_of(column, values: list[str]) -> ColumnElement[bool]:
+    """``column`` is one of ``values`` (one array parameter, one plan whatever their number)."""
+    return column == any_(literal(values, ARRAY(Text)))
 
 
 def special_subjects(inst: StoredInstance) -> dict[str, str | None]:
