@@ -13,6 +13,7 @@ from typing import Self
 from pydicom import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu_primitives import UserIdentityNegotiation
 from pynetdicom.sop_class import (
     UnifiedProcedureStepPull,
     UnifiedProcedureStepPush,
@@ -46,8 +47,10 @@ def _reply(status: Dataset | None, ds: Dataset | None = None) -> Reply:
 class UPSClient:
     """An SCU association from ``calling_ae`` to the server at ``host:port``."""
 
-    def __init__(self, host: str, port: int, calling_ae: str = "TEST_SCU", called_ae: str = "UPS_SERVER"):
+    def __init__(self, host: str, port: int, calling_ae: str = "TEST_SCU", called_ae: str = "UPS_SERVER",
+                 jwt: str | None = None):
         self.ae = AE(ae_title=calling_ae)
+        self.jwt = jwt  # a User Identity of type 5 (JSON Web Token) to send, if any
         for uid in UPS_CLASSES:
             self.ae.add_requested_context(uid)
         self.host, self.port, self.called_ae = host, port, called_ae
@@ -58,8 +61,13 @@ class UPSClient:
         self.last_command = event.message.command_set
 
     def open(self) -> Self:
+        identity = None
+        if self.jwt:
+            identity = UserIdentityNegotiation()
+            identity.user_identity_type, identity.primary_field = 5, self.jwt.encode()
         self.assoc = self.ae.associate(self.host, self.port, ae_title=self.called_ae,
-                                       evt_handlers=[(evt.EVT_DIMSE_RECV, self._received)])
+                                       evt_handlers=[(evt.EVT_DIMSE_RECV, self._received)],
+                                       ext_neg=[identity] if identity else None)
         if not self.assoc.is_established:
             raise ConnectionError(f"association rejected or failed: {self.assoc}")
         return self

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import metrics
 from .audit.hooks import stored as audit_stored
+from .audit.hooks import workitem_changed as audit_workitem_changed
 from .auth.oidc import build_verifier
 from .auth.settings import open_mode_warning
 from .config import Settings
@@ -28,6 +29,7 @@ from .ingest.parse import InflateLimits
 from .ingest.service import IngestService
 from .reading.skips import SkipGuard
 from .retrieve.worker import RetrieveWorker
+from .rules.access import AccessPolicy
 from .rules.guard import DistinctReaderGuard, PerformerGuard
 from .rules.reconcile import Reconciler
 from .rules.wiring import build_engine
@@ -59,6 +61,8 @@ def build_services(settings: Settings, engine: AsyncEngine, *, primary: bool = T
     rules = build_engine(settings, ups)  # RuleFileError when a rule file is wrong
     ingest.on_store.append(rules.on_store)
     ingest.on_delete.append(Reconciler(rules).on_delete)  # a deleted study's workitems
+    ups.access = AccessPolicy()  # roles, claim roles, blind reading, worklists (issue 10)
+    ups.add_listener(audit_workitem_changed)  # the audit row of each change a principal asks for
     ups.add_listener(rules.on_change)
     ups.claim_guards += [PerformerGuard(), DistinctReaderGuard()]
     ups.claim_guards.append(SkipGuard(settings.skip_hold))  # a skipped read is not offered back at once

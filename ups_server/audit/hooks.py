@@ -20,6 +20,7 @@ from .record import (
 
 if TYPE_CHECKING:
     from ..ingest.model import StoredInstance
+    from ..ups.service import Change
 
 
 APPENDED = "input references appended"
@@ -54,3 +55,24 @@ async def study_deleted(conn: AsyncConnection, actor: Actor, study: str, instanc
     """A study's instances deleted (DICOM Instances Accessed, action D)."""
     await record(conn, INSTANCES_ACCESSED, actor, "delete study", study=study, action="D",
                  detail=f"{instances} instance(s) deleted")
+
+
+_STATE_WHAT = {("SCHEDULED", "IN PROGRESS"): "claim", ("IN PROGRESS", "COMPLETED"): "complete",
+               ("IN PROGRESS", "CANCELED"): "cancel", ("SCHEDULED", "CANCELED"): "cancel",
+               ("IN PROGRESS", "SCHEDULED"): "release"}
+
+
+async def workitem_changed(conn: AsyncConnection, change: Change) -> None:
+    """UPSService listener: a change a principal asked for (the rules' own are rule effects)."""
+    if change.principal is None:
+        return
+    if change.kind == "state":
+        what, action = _STATE_WHAT.get((change.previous_state or "", change.state), f"state {change.state}"), "U"
+        if change.previous_state == "SCHEDULED" and change.state == "IN PROGRESS" and change.info is not None:
+            return  # the first half of an SCP-side cancel of a SCHEDULED workitem: one row, for CANCELED
+    else:
+        what, action = {"created": ("create", "C"), "updated": ("update", "U"),
+                        "cancel-requested": ("cancel request", "U")}[change.kind]
+    actor = Actor.of(change.principal, ae_title=change.requester)
+    await record(conn, PROCEDURE_RECORD, actor, what, workitem=change.uid, study=change.row.get("study_uid"),
+                 action=action)

@@ -17,6 +17,7 @@ TRANSACTION_UID = "00081195"
 CODE_VALUE = "00080100"
 CODING_SCHEME_DESIGNATOR = "00080102"
 CODE_MEANING = "00080104"
+LONG_CODE_VALUE = "00080119"
 
 # ---- patient ----------------------------------------------------------------------------------
 PATIENT_NAME = "00100010"

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from pydicom import Dataset
 from pynetdicom.events import Event
 
+from ..auth.principal import Principal
 from ..dicom.dataset import from_pydicom, to_pydicom
 from ..dicom.statuses import Find
+from ..ups.errors import UPSError
 
 if TYPE_CHECKING:
     from ..ups.search import Page
@@ -47,12 +49,16 @@ def make_find_handler(dimse: DimseServer):
             yield _failure(Find.IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
             return
         after: int | None = None
+        principal = dimse.identity.principal(event.assoc)
         while True:
             if event.is_cancelled:
                 yield Find.CANCELED, None
                 return
             try:
-                page = _search(dimse, query, after)
+                page = _search(dimse, query, after, principal)
+            except UPSError as exc:  # the association's principal may not search workitems
+                yield _failure(exc.outcome.status, exc.detail or exc.outcome.meaning), None
+                return
             except Exception as exc:
                 log.error("C-FIND failed", exc_info=exc)
                 yield _failure(Find.UNABLE_TO_PROCESS, f"unable to process: {type(exc).__name__}"), None
@@ -69,6 +75,7 @@ def make_find_handler(dimse: DimseServer):
     return handle_find
 
 
-def _search(dimse: DimseServer, query: Any, after: int | None) -> Page:
+def _search(dimse: DimseServer, query: Any, after: int | None, principal: Principal) -> Page:
     """The next page after ``after`` (keyset: a match is sent once even while workitems change)."""
-    return dimse.bridge.call(dimse.services.ups.search(query, after=after, limit=PAGE, count=False))
+    return dimse.bridge.call(dimse.services.ups.search(query, after=after, limit=PAGE, count=False,
+                                                       principal=principal))

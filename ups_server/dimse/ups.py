@@ -14,6 +14,7 @@ from pydicom import Dataset
 from pynetdicom import evt
 from pynetdicom.events import Event
 
+from ..auth.principal import Principal
 from ..dicom.dataset import JsonDataset, first, from_pydicom, to_pydicom, vr_of
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION
 from ..dicom.validation import InvalidDataset, JsonLimits, validate
@@ -38,10 +39,12 @@ def _requester(event: Event) -> str:
     return event.assoc.requestor.ae_title.strip()
 
 
-def ups_request(event: Event, uid: str | None, dataset: JsonDataset) -> UPSRequest:
-    """The UPS request of a DIMSE message: the Transaction UID travels in the dataset only."""
+def ups_request(event: Event, uid: str | None, dataset: JsonDataset, principal: Principal) -> UPSRequest:
+    """The UPS request of a DIMSE message: the Transaction UID travels in the dataset only; the
+    principal is the association's (its JWT identity, else its AE's ``--ae-roles``)."""
     txn = first(dataset, t.TRANSACTION_UID)
-    return UPSRequest(uid, dataset, (TxnCandidate(txn, TxnSource.DATASET),) if txn else (), _requester(event))
+    return UPSRequest(uid, dataset, (TxnCandidate(txn, TxnSource.DATASET),) if txn else (), _requester(event),
+                      principal)
 
 
 def _without_txn(ds: JsonDataset) -> JsonDataset:
@@ -60,6 +63,9 @@ class UPSHandlers:
 
     def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self.dimse.bridge.call(call(fn, *args, **kwargs))
+
+    def _principal(self, event: Event) -> Principal:
+        return self.dimse.identity.principal(event.assoc)
 
     def _guard(self, what: str, body: Callable[[], Reply]) -> Reply:
         try:
@@ -83,7 +89,8 @@ class UPSHandlers:
         def body() -> Reply:
             uid = event.request.AffectedSOPInstanceUID
             ds = self._dataset(event.attribute_list)
-            result = self._run(self.ups.create, ups_request(event, str(uid) if uid else None, ds))
+            result = self._run(self.ups.create, ups_request(event, str(uid) if uid else None, ds,
+                                                            self._principal(event)))
             outcome = result.warning or Outcome.SUCCESS
             rsp, reply = status(outcome, result.detail), to_pydicom(_without_txn(result.dataset))
             if not uid:  # assigned here: the response names it (PS3.7 10.1.5.1.4)
@@ -100,7 +107,7 @@ class UPSHandlers:
         def body() -> Reply:
             uid = str(event.request.RequestedSOPInstanceUID)
             ds = self._dataset(event.modification_list)
-            result = self._run(self.ups.update, ups_request(event, uid, ds))
+            result = self._run(self.ups.update, ups_request(event, uid, ds, self._principal(event)))
             return status(result.warning or Outcome.SUCCESS, result.detail), None
 
         return self._guard("N-SET", body)
@@ -113,7 +120,7 @@ class UPSHandlers:
 
         def body() -> Reply:
             uid = str(event.request.RequestedSOPInstanceUID)
-            ds = _without_txn(self._run(self.ups.retrieve, uid))
+            ds = _without_txn(self._run(self.ups.retrieve, uid, self._principal(event)))
             requested = event.request.AttributeIdentifierList
             if requested:
                 wanted = [f"{int(tag):08X}" for tag in (requested if isinstance(requested, list) else [requested])]
@@ -131,15 +138,15 @@ class UPSHandlers:
             info = self._dataset(event.action_information) if event.request.ActionInformation else {}
             if action in (CHANGE_STATE, REQUEST_CANCEL):
                 operation = self.ups.change_state if action == CHANGE_STATE else self.ups.request_cancel
-                result = self._run(operation, ups_request(event, uid, info))
+                result = self._run(operation, ups_request(event, uid, info, self._principal(event)))
                 return status(result.warning or Outcome.SUCCESS, result.detail), None
             if action in (SUBSCRIBE, UNSUBSCRIBE, SUSPEND_GLOBAL):
-                return self._subscription(action, uid, info), None
+                return self._subscription(action, uid, info, self._principal(event)), None
             raise UPSError(Outcome.ACTION_NOT_APPROPRIATE, f"unknown Action Type ID {action}")
 
         return self._guard("N-ACTION", body)
 
-    def _subscription(self, action: int, uid: str, info: JsonDataset) -> Dataset:
+    def _subscription(self, action: int, uid: str, info: JsonDataset, principal: Principal) -> Dataset:
         """N-ACTION 3/4/5, delegated to ``services.events``."""
         events = self.dimse.services.events
         aet = first(info, t.RECEIVING_AE)
@@ -156,8 +163,9 @@ class UPSHandlers:
                     filter_query = query_from_identifier(keys)
                 except QueryError as exc:
                     raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, str(exc)) from None
-            return status(self._run(events.subscribe, uid, aet, lock, filter_query) or Outcome.SUCCESS)
-        self._run(events.unsubscribe if action == UNSUBSCRIBE else events.suspend_global, uid, aet)
+            return status(self._run(events.subscribe, uid, aet, lock, filter_query, principal=principal)
+                          or Outcome.SUCCESS)
+        self._run(events.unsubscribe if action == UNSUBSCRIBE else events.suspend_global, uid, aet, principal)
         return status(Outcome.SUCCESS)
 
 

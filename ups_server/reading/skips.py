@@ -19,23 +19,25 @@ class SkipGuard:
     def __init__(self, hold_seconds: int):
         self.hold_seconds = hold_seconds
 
-    async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None:
+    async def check(self, conn: AsyncConnection, row: dict[str, Any], reader: str | None) -> None:
         return None  # the reader may still claim it by name
 
-    def claimable(self, requester: str | None) -> ColumnElement[bool] | None:
-        if not requester or self.hold_seconds <= 0:
+    def claimable(self, reader: str | None) -> ColumnElement[bool] | None:
+        if not reader or self.hold_seconds <= 0:
             return None
         skipped = skipped_reads.c
         return not_(exists().where(and_(
-            skipped.reader == requester,
+            skipped.reader == reader,
             skipped.skipped_at > func.now() - text(f"interval '{int(self.hold_seconds)} seconds'"),
             or_(skipped.workitem_uid == workitems.c.uid,
                 and_(skipped.study_uid.is_not(None), skipped.study_uid == workitems.c.study_uid)),
         )))
 
     async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]:
-        """A skip is recorded for its reader (the performer), so claim-next holds the study back."""
-        if skipped and row["performer_aet"]:
-            await conn.execute(insert(skipped_reads).values(workitem_uid=row["uid"], reader=row["performer_aet"],
+        """A skip is recorded for its reader (the claimant: the person once authenticated), so
+        claim-next holds the study back."""
+        reader = row["claimant"] or row["performer_aet"]  # a claim made before claimants were kept
+        if skipped and reader:
+            await conn.execute(insert(skipped_reads).values(workitem_uid=row["uid"], reader=reader,
                                                            study_uid=row["study_uid"]))
         return {}

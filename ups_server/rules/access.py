@@ -7,8 +7,11 @@ restricted, except by a worklists claim. For the others:
 - ``ingest`` alone: no workitem at all (refused: Not Authorized).
 - Claim: the group's ``claim_role`` (rule files; ``reader`` for workitems no rule made), where an
   ``arbitrator`` also holds the ``reader`` role's claims.
-- Update, Change State and Request Cancellation of a claimed workitem: its claimant only; of a
-  SCHEDULED one (a rewrite, a cancel): admins only. Create: admins only.
+- The reader (the claimant, the reader of the distinct-readers rule, the performer of
+  ``performer_only``) is the authenticated subject; a station identified by its AE title alone
+  (``--ae-roles``) is its AE title; in open mode it is the requester the client names.
+- Update, Change State, Request Cancellation and Skip of a claimed workitem: its claimant only; of a
+  SCHEDULED one (a rewrite, a cancel): admins only. Create and Reassign: admins only.
 - Blind reading: a workitem is visible when it is the principal's own claim, or SCHEDULED and
   claimable by the principal, or final with no read of its study and group still open (the reads
   are all final). Arbitrators see every workitem. Anything else is "no such workitem".
@@ -23,10 +26,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, false, literal, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..auth.principal import ADMIN, ARBITRATOR, READER, Principal
+from ..auth.principal import ADMIN, ARBITRATOR, OPEN, READER, Principal
 from ..db.tables import rule_workitems, workitems
 from ..ups.attributes import CANCELED, COMPLETED, IN_PROGRESS, SCHEDULED
 from ..ups.errors import Outcome, UPSError
+from ..ups.policy import Act
+from .performer import name_performer
 
 _SIBLING = workitems.alias("sibling")
 
@@ -40,6 +45,17 @@ def claim_roles(principal: Principal) -> tuple[str, ...]:
     if READER in principal.roles:
         return (READER,)
     return ()
+
+
+def identity(principal: Principal) -> str | None:
+    """Who the principal is as a reader: its subject once authenticated, else its AE title
+    (``--ae-roles``); None in open mode (the requester names the reader there)."""
+    return principal.subject if principal.authenticated else principal.ae_title
+
+
+def reader(principal: Principal, requester: str | None) -> str | None:
+    """The reader of a request: the principal's identity, else (open mode) the requester."""
+    return identity(principal) or requester
 
 
 def unrestricted(principal: Principal) -> bool:
@@ -84,7 +100,8 @@ def visible(principal: Principal) -> ColumnElement[bool] | None:
     scope = _in_worklists(principal)
     if principal.has(ARBITRATOR):
         return scope
-    own = workitems.c.claimant == principal.subject if principal.subject else false()
+    me = identity(principal)
+    own = workitems.c.claimant == me if me else false()
     schedulable = and_(workitems.c.state == SCHEDULED, _claim_role_ok(principal))
     all_reads_final = and_(
         workitems.c.state.in_((COMPLETED, CANCELED)),
@@ -103,16 +120,6 @@ def claimable(principal: Principal) -> ColumnElement[bool] | None:
     return and_(_in_worklists(principal), _claim_role_ok(principal))
 
 
-async def check_visible(conn: Any, principal: Principal, uid: str) -> None:
-    """UPSError NO_SUCH_UPS when ``principal`` may not see workitem ``uid`` (blind reading: the
-    workitem does not exist for it)."""
-    where = visible(principal)
-    if where is None:
-        return
-    if (await conn.execute(select(workitems.c.uid).where(workitems.c.uid == uid, where))).first() is None:
-        raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
-
-
 async def check_claim(conn: Any, principal: Principal, row: dict[str, Any]) -> None:
     """Before SCHEDULED -> IN PROGRESS: the worklist and the group's claim role."""
     require_workitem_role(principal)
@@ -127,15 +134,16 @@ async def check_claim(conn: Any, principal: Principal, row: dict[str, Any]) -> N
                                                f"{_who(principal)} does not have it")
 
 
-def check_claimant(principal: Principal, row: dict[str, Any], what: str) -> None:
-    """Update / Change State / Request Cancellation: only the claimant acts on a claim (admins on
-    anything); a SCHEDULED workitem is changed by admins only (a rewrite before the claim, a cancel)."""
+def check_claimant(principal: Principal, row: dict[str, Any], what: str, requester: str | None = None) -> None:
+    """Update / Change State / Request Cancellation / Skip: only the claimant acts on a claim
+    (admins on anything); a SCHEDULED workitem is changed by admins only (a rewrite before the
+    claim, a cancel)."""
     require_workitem_role(principal)
-    if principal.has(ADMIN) or not principal.authenticated:
+    if principal.has(ADMIN):
         return
     if row["state"] == SCHEDULED:
         raise UPSError(Outcome.NOT_AUTHORIZED, f"{what} of a SCHEDULED workitem is for the admin role")
-    if row.get("claimant") and row["claimant"] != principal.subject:
+    if row.get("claimant") != reader(principal, requester):
         raise UPSError(Outcome.NOT_AUTHORIZED, f"workitem {row['uid']} is claimed by another reader; only its "
                                                f"claimant may {what.lower()} it")
 
@@ -155,3 +163,41 @@ async def may_read_study(engine: AsyncEngine, principal: Principal, study: str) 
         return True
     async with engine.connect() as conn:
         return (await conn.execute(select(literal(True)).where(literal(study).in_(within)))).first() is not None
+
+
+_ADMIN_ONLY = frozenset({Act.CREATE, Act.REASSIGN})
+
+
+class AccessPolicy:
+    """This module's policy as the UPS core's ``AccessPolicy`` (``ups/policy.py``); a principal
+    of None (an in-process caller: the server itself) is not restricted."""
+
+    def reader(self, principal: Principal | None, requester: str | None) -> str | None:
+        return reader(principal or OPEN, requester)
+
+    def allow(self, principal: Principal | None, act: Act) -> None:
+        if principal is None:
+            return
+        if act in _ADMIN_ONLY:
+            require_admin(principal, act.value)
+        else:
+            require_workitem_role(principal)
+
+    async def check(self, conn: Any, principal: Principal | None, requester: str | None, row: dict[str, Any],
+                    act: Act) -> None:
+        if principal is None:
+            return
+        if act is Act.CLAIM:
+            await check_claim(conn, principal, row)
+        else:
+            check_claimant(principal, row, act.value, requester)
+
+    def visible(self, principal: Principal | None) -> ColumnElement[bool] | None:
+        return None if principal is None else visible(principal)
+
+    def claimable(self, principal: Principal | None) -> ColumnElement[bool] | None:
+        return None if principal is None else claimable(principal)
+
+    def performed(self, principal: Principal | None, ds: dict[str, Any]) -> None:
+        if principal is not None and principal.authenticated and principal.subject:
+            name_performer(ds, principal.subject, principal.display_name)

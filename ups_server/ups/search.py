@@ -116,11 +116,14 @@ def count_statement(where: ColumnElement[bool], after: int) -> Select:
 
 
 async def search(engine: AsyncEngine, query: Query, *, offset: int = 0, limit: int | None = None,
-                 after: int | None = None, count: bool = True) -> Page:
+                 after: int | None = None, count: bool = True, within: ColumnElement[bool] | None = None) -> Page:
     """The matching workitems in creation order after ``after`` (a previous page's ``last``) and
     ``offset`` more, at most ``limit``, shaped as the query asks (C-FIND: the keys only; Search: the
-    return keys too); with ``count``, how many matches follow the page."""
+    return keys too); with ``count``, how many matches follow the page; ``within``: what the caller
+    may see (None: everything)."""
     where = where_clause(query)
+    if within is not None:
+        where = and_(where, within)
     rows: list[Any] = []
     remaining: int | None = 0
     async with engine.connect() as conn:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,6 +36,7 @@ from .attributes import (
 )
 from .columns import index_columns
 from .errors import Outcome, PolicyOutcome, UPSError
+from .policy import OPEN_ACCESS, AccessPolicy, Act
 from .requests import UPSRequest
 from .search import Page, search, where_clause
 from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, Txn, compare_txn
@@ -64,6 +65,7 @@ class Change:
     requester: str | None = None
     info: JsonDataset | None = None  # cancel request payload
     row: dict[str, Any] = field(default_factory=dict)  # the workitem row after the change
+    principal: Any = None  # who asked (None: the server itself, e.g. a rule effect)
 
 
 Listener = Callable[[AsyncConnection, Change], Awaitable[None]]
@@ -73,16 +75,17 @@ ManyListener = Callable[[AsyncConnection, list[Change]], Awaitable[None]]
 class ClaimGuard(Protocol):
     """A check before a claim (SCHEDULED -> IN PROGRESS), e.g. "only the scheduled performer".
 
-    ``check`` raises UPSError to refuse (Outcome.NOT_AUTHORIZED, or the policy's own
+    ``reader`` is who claims (``AccessPolicy.reader``: the authenticated person, in open mode the
+    requester). ``check`` raises UPSError to refuse (Outcome.NOT_AUTHORIZED, or the policy's own
     ``PolicyOutcome``) and may record what the claim means to it; ``claimable`` gives the same
-    rule as SQL so that claim-next skips what the requester may not claim (None: no filter);
+    rule as SQL so that claim-next skips what the reader may not claim (None: no filter);
     ``release`` is told when a claim is given back (the skip / reassign extensions; ``skipped``:
     by its performer) and returns the columns of the row it reset, written with the release.
     """
 
-    async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None: ...
+    async def check(self, conn: AsyncConnection, row: dict[str, Any], reader: str | None) -> None: ...
 
-    def claimable(self, requester: str | None) -> ColumnElement[bool] | None: ...
+    def claimable(self, reader: str | None) -> ColumnElement[bool] | None: ...
 
     async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]: ...
 
@@ -111,6 +114,7 @@ class UPSService:
         self.listeners: list[Listener] = []
         self.many_listeners: dict[Listener, ManyListener] = {}
         self.claim_guards: list[ClaimGuard] = []
+        self.access: AccessPolicy = OPEN_ACCESS  # who may see and act on what (rules/access.py)
 
     def add_listener(self, listener: Listener, many: ManyListener | None = None) -> None:
         """``many``: the same listener for a batch of changes (``rules apply``), when it can do
@@ -143,10 +147,14 @@ class UPSService:
             raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
         return dict(row)
 
-    async def retrieve(self, uid: str) -> JsonDataset:
-        """The workitem's dataset (never the Transaction UID: UPS-TXN-07)."""
+    async def retrieve(self, uid: str, principal: Any = None) -> JsonDataset:
+        """The workitem's dataset (never the Transaction UID: UPS-TXN-07); one the principal may
+        not see does not exist for it."""
+        self.access.allow(principal, Act.RETRIEVE)
+        visible = self.access.visible(principal)
         async with self.engine.connect() as conn:
-            ds = (await conn.execute(select(workitems.c.dataset).where(workitems.c.uid == uid))).scalar()
+            ds = (await conn.execute(select(workitems.c.dataset).where(
+                workitems.c.uid == uid, visible if visible is not None else true()))).scalar()
         if ds is None:
             raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
         return ds
@@ -155,8 +163,10 @@ class UPSService:
 
     async def create(self, request: UPSRequest) -> Result:
         """N-CREATE / POST /workitems. No workitem UID -> taken from (0008,0018) or generated."""
+        self.access.allow(request.principal, Act.CREATE)
         async with self.engine.begin() as conn:
-            return await self.create_in(conn, request.workitem_uid, request.dataset, requester=request.requester)
+            return await self.create_in(conn, request.workitem_uid, request.dataset, requester=request.requester,
+                                        principal=request.principal)
 
     async def create_in(
         self,
@@ -165,6 +175,7 @@ class UPSService:
         dataset: JsonDataset,
         *,
         requester: str | None = None,
+        principal: Any = None,
         if_absent: bool = False,
         columns: dict[str, Any] | None = None,
     ) -> Result | None:
@@ -180,7 +191,8 @@ class UPSService:
             if if_absent:
                 return None
             raise UPSError(Outcome.DUPLICATE_SOP_INSTANCE, f"Workitem {uid} already exists")
-        await self._notify(conn, Change("created", uid, SCHEDULED, ds, requester=requester, row=dict(created)))
+        await self._notify(conn, Change("created", uid, SCHEDULED, ds, requester=requester, row=dict(created),
+                                        principal=principal))
         warning = Outcome.CREATED_WITH_MODIFICATIONS if modifications else None
         return Result(uid, ds, warning, "; ".join(modifications) or None)
 
@@ -240,14 +252,17 @@ class UPSService:
         changes = validate_set(copy.deepcopy(request.dataset))
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
+            await self.access.check(conn, request.principal, request.requester, row, Act.UPDATE)
             decision = UPDATE[(row["state"], compare_txn(transaction_uid, row["state"], row["transaction_uid"]))]
             if isinstance(decision, Outcome):
                 raise UPSError(decision)
             previous = row["dataset"]
             ds = {**previous, **changes}  # whole sequences are replaced (UPS-SET-07)
+            self.access.performed(request.principal, ds)
             ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
             new_row = await self._write(conn, uid, ds)
-            await self._notify(conn, Change("updated", uid, row["state"], ds, previous=previous, row=new_row))
+            await self._notify(conn, Change("updated", uid, row["state"], ds, previous=previous, row=new_row,
+                                            principal=request.principal))
         return Result(uid, ds)
 
     async def _write(self, conn: AsyncConnection, uid: str, ds: JsonDataset, **extra: Any) -> dict[str, Any]:
@@ -315,12 +330,18 @@ class UPSService:
                            "IN PROGRESS, COMPLETED, CANCELED")
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
-            return await self._change_state_locked(conn, row, requested, transaction_uid, requester)
+            return await self._change_state_locked(conn, row, requested, transaction_uid, requester,
+                                                   request.principal)
 
     async def _change_state_locked(
-        self, conn: AsyncConnection, row: dict[str, Any], requested: str, txn: str | None, requester: str | None
+        self, conn: AsyncConnection, row: dict[str, Any], requested: str, txn: str | None, requester: str | None,
+        principal: Any = None,
     ) -> Result:
         uid, state = row["uid"], row["state"]
+        if state == SCHEDULED and requested == IN_PROGRESS:
+            await self.access.check(conn, principal, requester, row, Act.CLAIM)
+        elif state == IN_PROGRESS and requested != IN_PROGRESS:  # a second claim: the table answers
+            await self.access.check(conn, principal, requester, row, Act.CHANGE_STATE)
         decision = CHANGE_STATE[(requested, state, compare_txn(txn, state, row["transaction_uid"]))]
         if isinstance(decision, Outcome):
             if decision.is_warning:
@@ -332,13 +353,16 @@ class UPSService:
             if not is_valid_uid(txn or ""):  # UPS-TXN-01: a UID (VR UI) the performer generated
                 raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE,
                                f"Transaction UID (0008,1195) {txn!r} is not a valid UID")
+            reader = self.access.reader(principal, requester)
             for guard in self.claim_guards:
-                await guard.check(conn, row, requester)
-            extra = {"transaction_uid": txn, "performer_aet": requester, "claimed_at": func.now()}
+                await guard.check(conn, row, reader)
+            extra = {"transaction_uid": txn, "performer_aet": requester, "claimant": reader,
+                     "claimed_at": func.now()}
         elif decision is Action.CANCEL:
             _fill_cancellation(ds, None)
         elif decision is Action.COMPLETE:
             extra = {"completed_at": func.now()}
+            self.access.performed(principal, ds)
         if decision in (Action.COMPLETE, Action.CANCEL):
             problems = final_state_problems(ds, requested)
             if problems:
@@ -347,7 +371,7 @@ class UPSService:
         ds[t.PROCEDURE_STEP_STATE] = element("CS", requested)
         new_row = await self._write(conn, uid, ds, state=requested, **extra)
         await self._notify(conn, Change("state", uid, requested, ds, previous=row["dataset"],
-                                        previous_state=state, requester=requester, row=new_row))
+                                        previous_state=state, requester=requester, row=new_row, principal=principal))
         return Result(uid, ds)
 
     # ---- request cancellation -------------------------------------------------------------
@@ -358,6 +382,8 @@ class UPSService:
         uid, info, requester = _addressed(request), dict(request.dataset), request.requester
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
+            if row["state"] in (SCHEDULED, IN_PROGRESS):
+                await self.access.check(conn, request.principal, requester, row, Act.REQUEST_CANCEL)
             decision = REQUEST_CANCEL[row["state"]]
             if isinstance(decision, Outcome):
                 if decision.is_warning:
@@ -366,13 +392,13 @@ class UPSService:
             if decision is Action.RECORD_CANCEL_REQUEST:
                 await conn.execute(insert(cancel_requests).values(workitem_uid=uid, requester=requester, info=info))
                 await self._notify(conn, Change("cancel-requested", uid, IN_PROGRESS, row["dataset"],
-                                                requester=requester, info=info, row=row))
+                                                requester=requester, info=info, row=row, principal=request.principal))
                 return Result(uid, row["dataset"])
             # SCHEDULED: the SCP cancels it itself (UPS-FINAL-04)
-            return await self.cancel_scheduled_in(conn, row, info, requester)
+            return await self.cancel_scheduled_in(conn, row, info, requester, request.principal)
 
     async def cancel_scheduled_in(self, conn: AsyncConnection, row: dict[str, Any], info: JsonDataset | None,
-                                  requester: str | None = None) -> Result:
+                                  requester: str | None = None, principal: Any = None) -> Result:
         """The SCP cancels a SCHEDULED workitem whose row ``conn`` holds locked, meeting the final
         state requirements (UPS-FINAL-04) with what ``info`` carries (reason, discontinuation
         code), reporting IN PROGRESS then CANCELED (UPS-EVT-07)."""
@@ -383,9 +409,11 @@ class UPSService:
         new_row = await self._write(conn, uid, ds, state=CANCELED)
         in_progress = {**row["dataset"], t.PROCEDURE_STEP_STATE: element("CS", IN_PROGRESS)}
         await self._notify(conn, Change("state", uid, IN_PROGRESS, in_progress, previous=row["dataset"],
-                                        previous_state=SCHEDULED, requester=requester, info=info, row=new_row))
+                                        previous_state=SCHEDULED, requester=requester, info=info, row=new_row,
+                                        principal=principal))
         await self._notify(conn, Change("state", uid, CANCELED, ds, previous=in_progress,
-                                        previous_state=IN_PROGRESS, requester=requester, info=info, row=new_row))
+                                        previous_state=IN_PROGRESS, requester=requester, info=info, row=new_row,
+                                        principal=principal))
         return Result(uid, ds)
 
     # ---- claim next (extension) -----------------------------------------------------------
@@ -394,26 +422,26 @@ class UPSService:
         """Claim the first SCHEDULED workitem matching ``query`` in claim order (priority, start
         datetime, creation order), skipping rows another claimer holds. None when none. Without a
         Transaction UID in the request the server generates one (the result's dataset holds it)."""
-        txn, requester = transaction_uid_of(request) or new_uid(), request.requester
-        where = where_clause(query) if query is not None else None
+        txn, requester, principal = transaction_uid_of(request) or new_uid(), request.requester, request.principal
+        self.access.allow(principal, Act.CLAIM)
+        reader = self.access.reader(principal, requester)
+        filters = [where_clause(query) if query is not None else None, self.access.claimable(principal),
+                   *(guard.claimable(reader) for guard in self.claim_guards)]
+        where = and_(true(), *(f for f in filters if f is not None))
         for _ in range(attempts):
             try:
                 async with self.engine.begin() as conn:
                     stmt = (
                         select(workitems)
-                        .where(workitems.c.state == SCHEDULED, where if where is not None else true())
+                        .where(workitems.c.state == SCHEDULED, where)
                         .order_by(workitems.c.priority_rank, workitems.c.start_dt.nulls_last(), workitems.c.seq)
                         .limit(1)
                         .with_for_update(skip_locked=True)
                     )
-                    for guard in self.claim_guards:
-                        allowed = guard.claimable(requester)
-                        if allowed is not None:
-                            stmt = stmt.where(allowed)
                     row = (await conn.execute(stmt)).mappings().first()
                     if row is None:
                         return None
-                    result = await self._change_state_locked(conn, dict(row), IN_PROGRESS, txn, requester)
+                    result = await self._change_state_locked(conn, dict(row), IN_PROGRESS, txn, requester, principal)
                     result.transaction_uid = txn
                     return result
             except UPSError as exc:  # a guard refused what its filter let through (a race): next one
@@ -423,24 +451,27 @@ class UPSService:
 
     async def skip(self, request: UPSRequest) -> Result:
         """Extension (not in PS3.4): the performer gives an IN PROGRESS workitem back to the pool
-        (SCHEDULED again, no Transaction UID); the claim guards are told it was skipped (the reading
-        extension then does not offer it to that reader again for a while: reading/skips.py)."""
+        (SCHEDULED again, no Transaction UID, no claimant); the claim guards are told it was skipped
+        (the reading extension then does not offer it to that reader again for a while:
+        reading/skips.py)."""
         uid, transaction_uid = _addressed(request), transaction_uid_of(request)
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
             if row["state"] != IN_PROGRESS:
                 raise UPSError(Outcome.NOT_IN_PROGRESS, f"Workitem {uid} is {row['state']}, not IN PROGRESS")
+            await self.access.check(conn, request.principal, request.requester, row, Act.SKIP)
             txn = compare_txn(transaction_uid, row["state"], row["transaction_uid"])
             if txn is not Txn.CORRECT:
                 raise UPSError(Outcome.TRANSACTION_UID_MISSING if txn is Txn.MISSING
                                else Outcome.TRANSACTION_UID_INCORRECT)
-            ds = await self._release(conn, row, copy.deepcopy(row["dataset"]), skipped=True)
+            ds = await self._release(conn, row, copy.deepcopy(row["dataset"]), request.principal, skipped=True)
         return Result(uid, ds)
 
-    async def reassign(self, uid: str, reader: str) -> Result:
+    async def reassign(self, uid: str, reader: str, principal: Any = None) -> Result:
         """Extension (an administrator's action): schedule the workitem for ``reader`` (its Scheduled
         Human Performers Sequence); an IN PROGRESS one is taken from its performer first (SCHEDULED
         again, its Transaction UID void)."""
+        self.access.allow(principal, Act.REASSIGN)
         async with self.engine.begin() as conn:
             row = await self._lock(conn, uid)
             if row["state"] not in (SCHEDULED, IN_PROGRESS):
@@ -452,26 +483,29 @@ class UPSService:
                     t.CODE_MEANING: element("LO", reader)}]},
                 t.HUMAN_PERFORMER_NAME: element("PN", reader)}]}
             if row["state"] == IN_PROGRESS:
-                ds = await self._release(conn, row, ds)
+                ds = await self._release(conn, row, ds, principal)
             else:
                 ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
                 new_row = await self._write(conn, uid, ds)
-                await self._notify(conn, Change("updated", uid, SCHEDULED, ds, previous=row["dataset"], row=new_row))
+                await self._notify(conn, Change("updated", uid, SCHEDULED, ds, previous=row["dataset"], row=new_row,
+                                                principal=principal))
         return Result(uid, ds)
 
-    async def _release(self, conn: AsyncConnection, row: dict[str, Any], ds: JsonDataset,
+    async def _release(self, conn: AsyncConnection, row: dict[str, Any], ds: JsonDataset, principal: Any,
                        skipped: bool = False) -> JsonDataset:
-        """IN PROGRESS -> SCHEDULED (the skip / reassign extensions; never through Change State);
-        the claim guards reset what they recorded of the claim."""
+        """IN PROGRESS -> SCHEDULED (the skip / reassign extensions; never through Change State):
+        no Transaction UID, performer or claimant any more; the claim guards reset what they
+        recorded of the claim (the reader of a read group)."""
         released: dict[str, Any] = {}
         for guard in self.claim_guards:
             released.update(await guard.release(conn, row, skipped))
         ds[t.PROCEDURE_STEP_STATE] = element("CS", SCHEDULED)
         ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
         new_row = await self._write(conn, row["uid"], ds, state=SCHEDULED, transaction_uid=None,
-                                    performer_aet=None, claimed_at=None, **released)
+                                    performer_aet=None, claimant=None, claimed_at=None, **released)
         await self._notify(conn, Change("state", row["uid"], SCHEDULED, ds, previous=row["dataset"],
-                                        previous_state=IN_PROGRESS, requester=row["performer_aet"], row=new_row))
+                                        previous_state=IN_PROGRESS, requester=row["performer_aet"], row=new_row,
+                                        principal=principal))
         return ds
 
     async def transaction_uid_of(self, uid: str) -> str | None:
@@ -479,10 +513,13 @@ class UPSService:
             return (await conn.execute(select(workitems.c.transaction_uid).where(workitems.c.uid == uid))).scalar()
 
     async def search(self, query: Query, *, offset: int = 0, limit: int | None = None, after: int | None = None,
-                     count: bool = True) -> Page:
+                     count: bool = True, principal: Any = None) -> Page:
         """C-FIND / GET /workitems: one page of matches in creation order after ``after`` (keyset)
-        and ``offset``, each shaped as the query asks (``Query.returns``), and what follows it."""
-        return await search(self.engine, query, offset=offset, limit=limit, after=after, count=count)
+        and ``offset``, each shaped as the query asks (``Query.returns``), and what follows it,
+        among the workitems the principal may see."""
+        self.access.allow(principal, Act.SEARCH)
+        return await search(self.engine, query, offset=offset, limit=limit, after=after, count=count,
+                            within=self.access.visible(principal))
 
 
 def _addressed(request: UPSRequest) -> str:

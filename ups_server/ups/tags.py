@@ -10,6 +10,7 @@ from ..dicom.tags import (  # noqa: F401 - a workitem's attributes that are not 
     ISSUER_OF_ACCESSION_NUMBER_SEQUENCE,
     ISSUER_OF_PATIENT_ID,
     ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE,
+    LONG_CODE_VALUE,
     OTHER_PATIENT_IDS_SEQUENCE,
     PATIENT_BIRTH_DATE,
     PATIENT_ID,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..auth.http import principal_of
 from ..dicom.query import Query, QueryError, parse_http_query
 from ..dicom.statuses import FIND_HTTP, Find
 from ..dicom.uids import is_valid_uid
@@ -60,7 +61,7 @@ async def search(request: Request) -> Response:
             raise HTTPProblem(FIND_HTTP[Find.IDENTIFIER_DOES_NOT_MATCH], f"invalid query: {exc}") from None
         page = await services(request).ups.search(
             query, offset=query.offset, limit=page_size(request, query.limit),
-            after=None if after is None else paging.position(after, query))
+            after=None if after is None else paging.position(after, query), principal=principal_of(request))
     except (UPSError, HTTPProblem) as exc:
         return error_response(request, exc, Transaction.SEARCH)
     warnings = query_warnings(query)

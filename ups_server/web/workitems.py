@@ -12,7 +12,6 @@ from starlette.routing import Route
 from ..auth.http import principal_of
 from ..dicom.dataset import JsonDataset, first
 from ..dicom.uids import is_valid_uid
-from ..rules import access
 from ..ups import tags as t
 from ..ups.errors import Outcome, Transaction, UPSError
 from ..ups.requests import TxnCandidate, TxnSource, UPSRequest
@@ -83,7 +82,7 @@ def ups_request(request: Request, dataset: JsonDataset, *, uid_params: tuple[str
         uid, query_txn = request.path_params.get("uid"), _param(request, _TXN_PARAMS)
     candidates = [TxnCandidate(txn, source) for txn, source in (
         (query_txn, TxnSource.QUERY), (first(dataset, t.TRANSACTION_UID), TxnSource.DATASET)) if txn]
-    return UPSRequest(uid, dataset, tuple(candidates), requester_of(request))
+    return UPSRequest(uid, dataset, tuple(candidates), requester_of(request), principal_of(request))
 
 
 def workitem_url(request: Request, uid: str) -> str:
@@ -101,7 +100,7 @@ async def create(request: Request) -> Response:
 @ups_transaction(Transaction.RETRIEVE)
 async def retrieve(request: Request) -> Response:
     media = negotiate(request)
-    dataset = await _service(request).retrieve(request.path_params["uid"])
+    dataset = await _service(request).retrieve(request.path_params["uid"], principal_of(request))
     return dicom_response(media, [dataset])
 
 
@@ -151,11 +150,10 @@ async def skip(request: Request) -> Response:
 @ups_transaction(Transaction.UPDATE)
 async def reassign(request: Request) -> Response:
     """Extension (an administrator's action): schedule the workitem for ``?reader=``."""
-    access.require_admin(principal_of(request), "Reassign")
     reader = request.query_params.get("reader", "").strip()
     if not reader or len(reader) > 16:
         raise HTTPProblem(400, "reassign needs ?reader= (a reader name of 1 to 16 characters, an SH code value)")
-    await _service(request).reassign(request.path_params["uid"], reader)
+    await _service(request).reassign(request.path_params["uid"], reader, principal_of(request))
     return Response(status_code=200)
 
 
