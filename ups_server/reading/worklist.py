@@ -59,8 +59,7 @@ def _tab(q: WorklistQuery) -> ColumnElement[bool]:
     if q.tab == "mine":
         assigned = workitems.c.dataset.contains({t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE: {"Value": [
             {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"Value": [{t.CODE_VALUE: {"Value": [q.reader]}}]}}]}})
-        held = or_(workitems.c.performer_aet == q.reader, workitems.c.claimant == q.reader)
-        return or_(held, and_(workitems.c.state == SCHEDULED, assigned))
+        return or_(workitems.c.claimant == q.reader, and_(workitems.c.state == SCHEDULED, assigned))
     if q.tab == "available":
         scheduled = workitems.c.state == SCHEDULED
         return and_(scheduled, ~reader_holds_read(q.reader)) if q.reader else scheduled
@@ -116,7 +115,7 @@ def _row(r: Any) -> dict[str, Any]:
         "worklist_label": r.worklist_label, "input_readiness": r.input_readiness,
         "patient_name": r.patient_name, "patient_id": r.patient_id, "accession_number": r.accession_number,
         "study_uid": r.study_uid, "study_date": r.study_date, "scheduled": _iso(r.start_dt),
-        "created": _iso(r.created_at), "holder": r.performer_aet, "read_group": r.read_group,
+        "created": _iso(r.created_at), "holder": r.holder, "read_group": r.read_group,
     }
 
 
@@ -132,7 +131,9 @@ async def worklist(engine: AsyncEngine, q: WorklistQuery) -> dict[str, Any]:
                workitems.c.priority_rank, workitems.c.procedure_step_label, workitems.c.worklist_label,
                workitems.c.input_readiness, workitems.c.patient_name, workitems.c.patient_id,
                workitems.c.accession_number, workitems.c.study_uid, workitems.c.start_dt, workitems.c.created_at,
-               workitems.c.performer_aet, workitems.c.read_group, studies.c.study_date)
+               # who holds the claim: its claimant (the person); a claim older than the column: the AE
+               func.coalesce(workitems.c.claimant, workitems.c.performer_aet).label("holder"),
+               workitems.c.read_group, studies.c.study_date)
         .select_from(workitems.outerjoin(studies, studies.c.study_uid == workitems.c.study_uid))
         .where(*listed)
         .order_by(*order)

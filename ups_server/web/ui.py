@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import or_
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -15,7 +14,6 @@ from starlette.routing import BaseRoute, Route
 from .. import ui
 from ..auth.http import principal_of
 from ..auth.principal import ADMIN, ARBITRATOR, READER
-from ..db.tables import workitems
 from ..reading.worklist import WorklistError, WorklistQuery, worklist, worklist_label_values
 from ..rules import access
 from .context import services
@@ -68,17 +66,13 @@ def _query(request: Request) -> WorklistQuery:
         limit = int(p.get("limit", "50"))
     except ValueError:
         raise HTTPProblem(400, f"limit={p.get('limit')!r} is not a number") from None
-    reader = principal.subject if principal.authenticated else (p.get("reader") or None)
+    reader = access.reader(principal, p.get("reader") or None)  # the subject once signed in
     if reader and len(reader) > REQUESTER_MAX:
         raise HTTPProblem(400, f"the reader is longer than {REQUESTER_MAX} characters")
     tab = p.get("tab", "available")
     if tab == "all" and not principal.has(ADMIN):
         raise HTTPProblem(403, "the All tab is for the admin role")
-    visible = access.visible(principal)
-    if visible is not None and reader:
-        # a reader's own claims, also those made before the service records the claimant
-        visible = or_(visible, workitems.c.performer_aet == reader)
-    return WorklistQuery(tab=tab, reader=reader, visible=visible,
+    return WorklistQuery(tab=tab, reader=reader, visible=access.visible(principal),
                          worklist_label=p.get("worklist") or None,
                          priority=p.get("priority") or None, state=p.get("state") or None,
                          text=(p.get("q") or "").strip() or None, sort=p.get("sort", "priority"),
