@@ -38,6 +38,10 @@ async def test_only_the_owner_and_admins_manage_a_subscriber(http, issuer):
         assert r.status_code == 403, (method, path, r.text)
     r = await http.delete(f"/workitems/{GLOBAL_SUBSCRIPTION}/subscribers/UI_A", headers=boss)
     assert r.status_code == 200, r.text  # an admin manages any AE's subscriptions
+    r = await http.get(http.base_url.copy_with(path="/admin/audit"), params={"workitem": GLOBAL_SUBSCRIPTION},
+                       headers=boss)
+    assert [(row["what"], row["subject"], row["address"]) for row in r.json()] == [
+        ("subscribe UI_A", "reader-a", "127.0.0.1"), ("unsubscribe UI_A", "boss", "127.0.0.1")]
 
 
 async def test_the_websocket_needs_the_token_of_its_owner(http, base_url, issuer):
@@ -51,3 +55,28 @@ async def test_the_websocket_needs_the_token_of_its_owner(http, base_url, issuer
             pass
     async with EventSocket(ws_url(base_url, "UI_A2", a)) as ws:
         assert not ws.closed.is_set()
+
+
+async def test_events_only_of_workitems_the_subscriber_may_see(http, base_url, issuer):
+    from ups_server.dicom.uids import new_uid
+
+    from .workitems import DICOM_JSON, new_workitem, state_change
+
+    a, b, boss = as_(issuer, "reader-a"), as_(issuer, "reader-b"), as_(issuer, "boss")
+    for aet, who in (("EV_A", a), ("EV_B", b)):
+        r = await http.post(f"/workitems/{GLOBAL_SUBSCRIPTION}/subscribers/{aet}", headers=who)
+        assert r.status_code == 201, r.text
+    first, second = new_uid(), new_uid()
+    async with EventSocket(ws_url(base_url, "EV_A", a)) as ws_a, EventSocket(ws_url(base_url, "EV_B", b)) as ws_b:
+        r = await http.post(f"/workitems?workitem={first}", json=new_workitem(), headers={**DICOM_JSON, **boss})
+        assert r.status_code == 201
+        assert (await ws_a.next_for(first)).state == "SCHEDULED"  # both may claim it: both are told
+        assert (await ws_b.next_for(first)).state == "SCHEDULED"
+        r = await http.put(f"/workitems/{first}/state", json=state_change("IN PROGRESS", new_uid()),
+                           headers={**DICOM_JSON, **b})
+        assert r.status_code == 200, r.text
+        assert (await ws_b.next_for(first)).state == "IN PROGRESS"  # B's own claim
+        r = await http.post(f"/workitems?workitem={second}", json=new_workitem(), headers={**DICOM_JSON, **boss})
+        assert r.status_code == 201
+        ev = await ws_a.next()  # A's next event is the second workitem: B's claim was not sent to A
+        assert (ev.uid, ev.state) == (second, "SCHEDULED")

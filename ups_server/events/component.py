@@ -14,7 +14,10 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..audit.record import Actor
+from ..auth.principal import Principal
 from ..config import Settings
+from ..rules import access
 from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change
 from . import messages, outbox
@@ -22,6 +25,7 @@ from .dimse import DimseDispatcher
 from .filters import FilterQuery
 from .housekeeping import Housekeeper
 from .notify import Notifier
+from .owners import check_owner
 from .subscriptions import Subscriptions
 from .triggers import change_events, creation_events
 from .websocket import WebSocketDispatcher
@@ -118,23 +122,35 @@ class Events:
 
     # ---- the subscription API (N-ACTION 3/4/5, UPS-RS 11.10-11.12) -------------------------
 
+    async def _actor(self, aet: str, principal: Principal | None) -> Actor | None:
+        """Who changes ``aet``'s subscriptions (audited), once allowed to: only the owner of a
+        subscriber AE title and admins manage it (``owners.py``). None: an in-process caller."""
+        if principal is None:
+            return None
+        access.require_workitem_role(principal)  # events tell of workitems: ingest alone has none
+        await check_owner(self.engine, aet, principal)
+        return Actor.of(principal)
+
     async def subscribe(self, target_uid: str, aet: str, deletion_lock: bool,
-                        filter_query: FilterQuery | None = None, *, via_http: bool = False) -> Outcome:
+                        filter_query: FilterQuery | None = None, *, via_http: bool = False,
+                        principal: Principal | None = None) -> Outcome:
         """Subscribe ``aet`` to a workitem, or globally (1.2.840.10008.5.1.4.34.5 / .5.1 with
         ``filter_query``). Over DIMSE the Receiving AE needs a channel: an ae_table entry or a
         WebSocket, else C308 (UPS-SUB-09); over UPS-RS the WebSocket is the channel."""
+        actor = await self._actor(aet, principal)
         if not via_http and not await self.has_channel(aet):
             raise UPSError(Outcome.UNKNOWN_RECEIVING_AE,
                            f"Receiving AE {aet!r} is not in ae_table and has no WebSocket")
-        return await self.subscriptions.subscribe(target_uid, aet, deletion_lock, filter_query, via_http=via_http)
+        return await self.subscriptions.subscribe(target_uid, aet, deletion_lock, filter_query, via_http=via_http,
+                                                  actor=actor)
 
-    async def unsubscribe(self, target_uid: str, aet: str) -> None:
+    async def unsubscribe(self, target_uid: str, aet: str, principal: Principal | None = None) -> None:
         """NOT_SUBSCRIBED when there was nothing to remove; C307 for an unknown workitem."""
-        await self.subscriptions.unsubscribe(target_uid, aet)
+        await self.subscriptions.unsubscribe(target_uid, aet, await self._actor(aet, principal))
 
-    async def suspend_global(self, target_uid: str, aet: str) -> None:
+    async def suspend_global(self, target_uid: str, aet: str, principal: Principal | None = None) -> None:
         """NOT_SUBSCRIBED without a global subscription; C314 on a workitem UID."""
-        await self.subscriptions.suspend_global(target_uid, aet)
+        await self.subscriptions.suspend_global(target_uid, aet, await self._actor(aet, principal))
 
     async def has_channel(self, aet: str) -> bool:
         return (aet in self.settings.ae_table or self.websockets.has_session(aet)

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Text, and_, cast, delete, exists, literal,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..audit.record import PROCEDURE_RECORD, Actor, record
 from ..db.tables import global_subscriptions, subscriptions, workitems
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION
 from ..ups.attributes import IN_PROGRESS, SCHEDULED
@@ -45,18 +46,24 @@ class Subscriptions:
     async def _emit(self, conn: AsyncConnection, events: list[messages.Event], aets: Collection[str]) -> None:
         await outbox.write(conn, events, aets, self.dimse_aets())
 
+    @staticmethod
+    async def _audit(conn: AsyncConnection, actor: Actor | None, what: str, aet: str, target: str) -> None:
+        """The audit row of a subscription change asked for by ``actor`` (None: the server itself)."""
+        if actor is not None:
+            await record(conn, PROCEDURE_RECORD, actor, f"{what} {aet}", workitem=target, action="U")
+
     # ---- N-ACTION 3 / POST .../subscribers/{aet} -------------------------------------------
 
     async def subscribe(self, target: str, aet: str, deletion_lock: bool,
-                        filter_query: FilterQuery | None = None, *, via_http: bool = False) -> Outcome:
-        if is_global(target):
-            filtered = target == FILTERED_GLOBAL_SUBSCRIPTION
-            stored = to_stored(filter_query) if filtered else None
-            async with self.engine.begin() as conn:
+                        filter_query: FilterQuery | None = None, *, via_http: bool = False,
+                        actor: Actor | None = None) -> Outcome:
+        stored = to_stored(filter_query) if target == FILTERED_GLOBAL_SUBSCRIPTION else None
+        async with self.engine.begin() as conn:
+            if is_global(target):
                 await self._subscribe_global(conn, aet, deletion_lock, stored, via_http)
-        else:
-            async with self.engine.begin() as conn:
+            else:
                 await self._subscribe_one(conn, target, aet, deletion_lock, via_http)
+            await self._audit(conn, actor, "subscribe", aet, target)
         return Outcome.SUCCESS
 
     async def _subscribe_one(self, conn: AsyncConnection, uid: str, aet: str, lock: bool, via_http: bool) -> None:
@@ -98,7 +105,7 @@ class Subscriptions:
 
     # ---- N-ACTION 4 / DELETE .../subscribers/{aet} -----------------------------------------
 
-    async def unsubscribe(self, target: str, aet: str) -> None:
+    async def unsubscribe(self, target: str, aet: str, actor: Actor | None = None) -> None:
         """Remove a subscription. On a global UID: the global subscription and every workitem
         subscription of the AE, releasing its locks (UPS-SUB-02, UPS-SUB-10). NOT_SUBSCRIBED when
         there was none, C307 for an unknown workitem."""
@@ -114,12 +121,14 @@ class Subscriptions:
                 s = await conn.execute(delete(subscriptions).where(subscriptions.c.aet == aet,
                                                                    subscriptions.c.workitem_uid == target))
                 removed = bool(s.rowcount)
+            if removed:
+                await self._audit(conn, actor, "unsubscribe", aet, target)
         if not removed:
             raise UPSError(Outcome.NOT_SUBSCRIBED, f"{aet} has no subscription to {target}")
 
     # ---- N-ACTION 5 / POST .../subscribers/{aet}/suspend -----------------------------------
 
-    async def suspend_global(self, target: str, aet: str) -> None:
+    async def suspend_global(self, target: str, aet: str, actor: Actor | None = None) -> None:
         """Global state -> No Global; workitem subscriptions unchanged (UPS-SUB-03). C314 on a
         workitem UID, NOT_SUBSCRIBED when the AE has no global subscription."""
         if not is_global(target):
@@ -127,6 +136,8 @@ class Subscriptions:
                            "Suspend Global Subscription applies to the global subscription UIDs only")
         async with self.engine.begin() as conn:
             g = await conn.execute(delete(global_subscriptions).where(global_subscriptions.c.aet == aet))
+            if g.rowcount:
+                await self._audit(conn, actor, "suspend", aet, target)
         if not g.rowcount:
             raise UPSError(Outcome.NOT_SUBSCRIBED, f"{aet} has no global subscription")
 

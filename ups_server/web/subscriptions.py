@@ -34,9 +34,6 @@ def _events(request: Request | WebSocket) -> Events:
     return services(request).events
 
 
-async def _check_owner(request: Request, aet: str) -> None:
-    """Only the owner of a subscriber AE title (and admins) manage its subscriptions (issue 10)."""
-    await check_owner(services(request).engine, aet, principal_of(request))
 
 
 def _aet(request: Request) -> str:
@@ -88,11 +85,10 @@ def _filter(request: Request, uid: str) -> list[tuple[str, str]] | None:
 @ups_transaction(Transaction.SUBSCRIBE)
 async def subscribe(request: Request) -> Response:
     uid, aet = request.path_params["uid"], _aet(request)
-    await _check_owner(request, aet)
     lock = _deletion_lock(request)
     pairs = _filter(request, uid)
     target = FILTERED_GLOBAL_SUBSCRIPTION if pairs else uid
-    outcome = await _events(request).subscribe(target, aet, lock, pairs, via_http=True)
+    outcome = await _events(request).subscribe(target, aet, lock, pairs, via_http=True, principal=principal_of(request))
     headers = {"Content-Location": websocket_url(request, aet)}
     return outcome_response(request, outcome or Outcome.SUCCESS, Transaction.SUBSCRIBE, headers=headers)
 
@@ -100,16 +96,14 @@ async def subscribe(request: Request) -> Response:
 @ups_transaction(Transaction.UNSUBSCRIBE)
 async def unsubscribe(request: Request) -> Response:
     uid, aet = request.path_params["uid"], _aet(request)
-    await _check_owner(request, aet)
-    await _events(request).unsubscribe(uid, aet)
+    await _events(request).unsubscribe(uid, aet, principal=principal_of(request))
     return outcome_response(request, Outcome.SUCCESS, Transaction.UNSUBSCRIBE)
 
 
 @ups_transaction(Transaction.SUSPEND)
 async def suspend(request: Request) -> Response:
     uid, aet = request.path_params["uid"], _aet(request)
-    await _check_owner(request, aet)
-    await _events(request).suspend_global(uid, aet)
+    await _events(request).suspend_global(uid, aet, principal=principal_of(request))
     return outcome_response(request, Outcome.SUCCESS, Transaction.SUSPEND)
 
 
