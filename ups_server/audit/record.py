@@ -44,7 +44,8 @@ class Actor:
     def of(cls, principal: Principal | None, address: str | None = None, ae_title: str | None = None) -> Actor:
         if principal is None:
             return cls(ae_title=ae_title, address=address)
-        return cls(principal.subject, principal.display_name, ae_title or principal.ae_title, address)
+        return cls(principal.subject, principal.display_name, ae_title or principal.ae_title,
+                   address or principal.address)
 
 
 SYSTEM = Actor(display_name="ups-server")  # the server itself (rules)

@@ -10,6 +10,7 @@ A WebSocket takes the token from ``Authorization`` or the ``access_token`` query
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -70,13 +71,14 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
+        address = client_address(scope)
         if self.verifier is None:
-            state["principal"] = OPEN
+            state["principal"] = dataclasses.replace(OPEN, address=address)
             await self.app(scope, receive, send)
             return
         path = scope["path"]
         if path in self.open_paths or path.startswith(self.open_prefixes) or path + "/" in self.open_prefixes:
-            state["principal"] = Principal(subject=None)
+            state["principal"] = Principal(subject=None, address=address)
             await self.app(scope, receive, send)
             return
         try:
@@ -97,7 +99,7 @@ class Authenticate:
             await self._refuse(scope, receive, send, 403, "insufficient_scope",
                                f"the token grants none of the roles {', '.join(sorted(ROLES))}", principal)
             return
-        state["principal"] = principal
+        state["principal"] = dataclasses.replace(principal, address=address)
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, error: str | None,

@@ -22,6 +22,7 @@ class Principal:
     worklists: frozenset[str] | None = None
     authenticated: bool = False  # identity proved (token / DIMSE JWT); False: open mode or AE roles
     ae_title: str | None = None  # the calling AE of a DIMSE association
+    address: str | None = None  # the client's network address (for the audit trail)
 
     def has(self, *roles: str) -> bool:
         """True when the principal holds one of ``roles`` (admin holds every role)."""

@@ -9,6 +9,7 @@ without a user identity (or with a type this server does not verify) gets the ro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -54,18 +55,20 @@ class AssociationIdentity:
                         event.assoc.requestor.address, reason)
             self._audit_failure(event, reason)
             return False, None
-        setattr(event.assoc, _ATTRIBUTE, Principal(**{**principal.__dict__, "ae_title": calling}))
+        setattr(event.assoc, _ATTRIBUTE, dataclasses.replace(principal, ae_title=calling,
+                                                             address=event.assoc.requestor.address))
         return True, principal.subject.encode() if principal.subject else b""
 
     def principal(self, assoc: Association) -> Principal:
-        """The principal of an established association."""
+        """The principal of an established association (with the peer's address, for the audit)."""
+        address = assoc.requestor.address
         if self.verifier is None:
-            return OPEN
+            return dataclasses.replace(OPEN, address=address)
         found = getattr(assoc, _ATTRIBUTE, None)
         if found is not None:
             return found
         calling = assoc.requestor.ae_title.strip()
-        return Principal.for_ae(calling, self.ae_roles.get(calling, ()))
+        return dataclasses.replace(Principal.for_ae(calling, self.ae_roles.get(calling, ())), address=address)
 
     def _audit_failure(self, event: Event, reason: str) -> None:
         requestor = event.assoc.requestor
