@@ -345,13 +345,23 @@ async def test_performer_codes_match_as_in_the_dataset(http):
         assert found_uids & set(uids.values()) == {uids[n] for n in expected}, params
 
 
-async def test_many_long_performer_codes_are_stored_and_found(http):
-    # every code is kept (GIN entries are per code): a workitem with 40 codes of 200 characters is
-    # created and found by its last code, as in the dataset
-    codes = [f"{i:03d}" + "C" * 197 for i in range(40)]
+async def test_performer_codes_are_bounded_and_found(http):
+    # they are stored whole in the worklist index: at most 64 distinct codes of 1,024 bytes in all
+    # (0106 / 400 beyond, the workitem unchanged); within that, found by any of them
     uid = "1.2.826.0.1.3680043.10.7.40"
+    codes = [f"{i:02d}" + "C" * 14 for i in range(64)]  # 64 x 16 = 1,024 bytes
     ds = new_workitem(**{"00404034": sq(*({"00404009": sq(code(c))} for c in codes))})
     r = await http.post(f"/workitems?{uid}", json=ds, headers=DICOM_JSON)
     assert r.status_code == 201, r.text
+    _, uids = await found(http, {"00404034.00404009.00080100": codes[-1]})
+    assert uids == {uid}
+    for more in (codes + ["65"], codes[:-1] + ["X" * 17], [f"{i:03d}" + "C" * 197 for i in range(40)]):
+        body = {"00404034": sq(*({"00404009": sq(code(c))} for c in more))}
+        r = await http.post("/workitems?1.2.826.0.1.3680043.10.7.41", json=new_workitem(**body), headers=DICOM_JSON)
+        assert r.status_code == 400 and "performer codes" in r.json()["message"], r.text
+    txn = "1.2.826.0.1.3680043.10.7.42"
+    await claim(http, uid, txn)
+    r = await http.post(f"/workitems/{uid}?transaction-uid={txn}", json=body, headers=DICOM_JSON)
+    assert r.status_code == 400 and "performer codes" in r.json()["message"], r.text
     _, uids = await found(http, {"00404034.00404009.00080100": codes[-1]})
     assert uids == {uid}

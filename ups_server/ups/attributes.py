@@ -7,7 +7,7 @@ the attribute table (``attribute_table.py``) and the item-level tables below; th
 
 from __future__ import annotations
 
-from ..dicom.dataset import JsonDataset, element, has_value, items, vr_of
+from ..dicom.dataset import JsonDataset, element, has_value, items, values, vr_of
 from ..dicom.datetime import parse_dt
 from ..dicom.validation import UNLIMITED, validate
 from . import tags as t
@@ -87,8 +87,27 @@ def _fail(outcome: Outcome, tag: str, problem: str) -> UPSError:
     return UPSError(outcome, f"{name(tag)} {problem}")
 
 
+# The performer codes (Scheduled Human Performers Sequence > Human Performer Code Sequence > Code Value)
+# are stored whole in the worklist index (migration 0014) for searches by state + Worklist Label +
+# performer: an index entry has a size limit, so a workitem names at most this many distinct codes of
+# at most this many UTF-8 bytes in all.
+PERFORMER_CODES_MAX, PERFORMER_CODE_BYTES_MAX = 64, 1024
+
+
+def _check_performer_codes(ds: JsonDataset) -> None:
+    codes = {v for performer in items(ds, t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE)
+             for code in items(performer, t.HUMAN_PERFORMER_CODE_SEQUENCE)
+             for v in values(code, t.CODE_VALUE) if isinstance(v, str)}
+    size = sum(len(c.encode()) for c in codes)
+    if len(codes) > PERFORMER_CODES_MAX or size > PERFORMER_CODE_BYTES_MAX:
+        raise _fail(Outcome.INVALID_ATTRIBUTE_VALUE, t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE,
+                    f"names {len(codes)} performer codes of {size} bytes in all; this server indexes at most "
+                    f"{PERFORMER_CODES_MAX} codes of {PERFORMER_CODE_BYTES_MAX} bytes (UTF-8) in all")
+
+
 def _check_values(ds: JsonDataset, for_set: bool) -> None:
-    """Enumerations and datetime syntax of the values present."""
+    """Enumerations and datetime syntax of the values present; the performer codes' size."""
+    _check_performer_codes(ds)
     for tag, allowed in ENUMERATIONS.items():
         if tag in ds and has_value(ds, tag):
             value = ds[tag]["Value"][0]
