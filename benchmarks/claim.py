@@ -13,10 +13,15 @@ believed they claimed), lost races, errors, and unclaimed leftovers.
 
 Without ``--url`` the benchmark starts ``ups-server serve`` itself (embedded PostgreSQL in a temp
 dir) and, in the same run, measures its reference: ``pgbench -N -c 8 -j 2`` on that same
-PostgreSQL (``pgbench_tps``; each mode's ``ratio_to_pgbench``), and the CPU the server's processes
-and PostgreSQL's processes spent per claim while draining (psutil over both process trees).
+PostgreSQL (``pgbench_tps``; each mode's ``ratio_to_pgbench``), the CPU the server's processes
+and PostgreSQL's processes spent per claim while draining (psutil over both process trees), and
+what PostgreSQL counted on ``workitems`` meanwhile (``workitems_updates_per_claim`` and the share of
+them that were HOT, ``hot_update_ratio``). ``--baseline DIR`` drains the same way, in the same run,
+a server started from another checkout (``baseline`` in the JSON line): a before/after comparison
+in the same conditions.
 
     python benchmarks/claim.py -n 5000 -p 4 -c 16                        # starts the server
+    python benchmarks/claim.py --baseline /tmp/main-before               # and a baseline checkout
     python benchmarks/claim.py --url http://127.0.0.1:8080/dicom-web -n 5000 -p 4 -c 16
 """
 
@@ -38,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -205,6 +211,17 @@ async def leftovers(url: str, label: str) -> int:
         return await left_scheduled(http, label)
 
 
+async def workitem_updates(socket_dir: str) -> tuple[int, int]:
+    """(updates, HOT updates) of ``workitems`` PostgreSQL has counted (its statistics, flushed first)."""
+    conn = await asyncpg.connect(host=socket_dir, user="postgres", database="postgres")
+    try:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        row = await conn.fetchrow("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'workitems'")
+        return int(row[0]), int(row[1])
+    finally:
+        await conn.close()
+
+
 def run_mode(url: str, mode: str, args: argparse.Namespace, ups: harness.Ups | None) -> dict[str, Any]:
     label = f"BENCH-{mode}-{uuid.uuid4().hex[:8]}"
     stats = Stats()
@@ -215,8 +232,9 @@ def run_mode(url: str, mode: str, args: argparse.Namespace, ups: harness.Ups | N
     for proc in procs:
         proc.start()
     time.sleep(3)  # the processes import and connect
-    pg_pid = ups.postgres()[1] if ups else None
+    socket_dir, pg_pid = ups.postgres() if ups else (None, None)
     cpu0 = (harness.cpu_seconds(ups.server_pids()), harness.cpu_seconds([pg_pid], tree=True)) if ups else None
+    updates0 = asyncio.run(workitem_updates(socket_dir)) if socket_dir else None
     started = time.perf_counter()
     go.set()
     for _ in procs:
@@ -248,6 +266,11 @@ def run_mode(url: str, mode: str, args: argparse.Namespace, ups: harness.Ups | N
         pg_s = harness.cpu_seconds([pg_pid], tree=True) - cpu0[1]
         result["server_cpu_ms_per_claim"] = round(server_s * 1000 / len(stats.claimed), 2)
         result["postgres_cpu_ms_per_claim"] = round(pg_s * 1000 / len(stats.claimed), 2)
+    if updates0 and stats.claimed:
+        time.sleep(11)  # an idle backend reports its table counts within 10 s (PGSTAT_IDLE_INTERVAL)
+        updates, hot = (b - a for a, b in zip(updates0, asyncio.run(workitem_updates(socket_dir)), strict=True))
+        result["workitems_updates_per_claim"] = round(updates / len(stats.claimed), 2)
+        result["hot_update_ratio"] = round(hot / updates, 3) if updates else None
     return result
 
 
@@ -268,6 +291,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                   "server_args": args.server_args}
         for mode in args.modes:
             result[mode] = run_mode(url, mode, args, ups)
+        if args.baseline:
+            result["baseline"] = run_baseline(tmp, args)
         socket_dir = ups.postgres()[0] if ups else args.pg_socket
         if socket_dir and args.pgbench_seconds:
             result["pgbench_tps"] = harness.pgbench_tps(socket_dir, args.pgbench_seconds)
@@ -282,6 +307,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def run_baseline(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Every mode again against a server started from the ``--baseline`` checkout."""
+    root = Path(args.baseline).resolve()
+    with open(tmp / "baseline.log", "wb") as log:
+        ups = harness.start_ups(tmp, log, extra=args.server_args.split() if args.server_args else None, root=root)
+        try:
+            return {"checkout": str(root), **{mode: run_mode(ups.http, mode, args, ups) for mode in args.modes}}
+        finally:
+            harness.stop(ups.proc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="DICOMweb base URL of a running server (default: start one)")
@@ -291,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["claim-next"], choices=["search", "claim-next"])
     parser.add_argument("--server-args", default="", help="extra `ups-server serve` arguments of a started server")
     parser.add_argument("--pg-socket", help="with --url: PostgreSQL socket directory for the pgbench reference")
+    parser.add_argument("--baseline", help="a checkout whose server is drained the same way too (before/after)")
     parser.add_argument("--pgbench-seconds", type=int, default=15, help="pgbench -T (0: no reference run)")
     args = parser.parse_args(argv)
     print(json.dumps(run(args), separators=(",", ":")))

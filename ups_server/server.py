@@ -24,6 +24,7 @@ from .db.engine import Database
 from .db.supervisor import EmbeddedSupervisor
 from .dimse.server import DimseServer
 from .events.component import Events
+from .events.subscriptions import SUBSCRIBERS, SUBSCRIBERS_OF_ROW
 from .ingest.blobs import open_blob_store
 from .ingest.parse import InflateLimits
 from .ingest.service import IngestService
@@ -67,7 +68,7 @@ def build_services(settings: Settings, engine: AsyncEngine, *, primary: bool = T
     ups.claim_guards += [PerformerGuard(), DistinctReaderGuard()]
     ups.claim_guards.append(SkipGuard(settings.skip_hold))  # a skipped read is not offered back at once
     events = Events(engine, settings, status_changes=primary)
-    ups.add_listener(events.on_change, events.on_changes)
+    ups.add_listener(events.on_change, events.on_changes, row_columns={SUBSCRIBERS: SUBSCRIBERS_OF_ROW})
     events.housekeeper.jobs += [ingest.remove_orphans, ingest.remove_stale_spool]
     retrieve = RetrieveWorker(engine, ingest, settings)
     return Services(engine=engine, ups=ups, ingest=ingest, events=events, rules=rules, retrieve=retrieve)

@@ -108,7 +108,7 @@ class Events:
             events = creation_events(change) if aets else []
         else:
             events = change_events(change)
-            aets = await self.subscriptions.subscribers(conn, change.uid) if events else []
+            aets = await self.subscriptions.subscribers(conn, change) if events else []
         if aets and events:
             await outbox.write(conn, events, aets, self.dimse_aets())
 

@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Callable, Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, delete, exists, literal, select, true
+from sqlalchemy import ColumnElement, Text, and_, cast, delete, exists, func, literal, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,6 +34,12 @@ ACTIVE_STATES = (SCHEDULED, IN_PROGRESS)
 
 def is_global(target: str) -> bool:
     return target in GLOBAL_TARGETS
+
+
+SUBSCRIBERS = "subscribers"
+# The AEs subscribed to a workitem, as SQL over its row (NULL: none); a UPSService row column
+SUBSCRIBERS_OF_ROW = (select(func.array_agg(subscriptions.c.aet))
+                      .where(subscriptions.c.workitem_uid == workitems.c.uid).scalar_subquery())
 
 
 class Subscriptions:
@@ -170,8 +176,12 @@ class Subscriptions:
     async def any_global(self, conn: AsyncConnection) -> bool:
         return bool((await conn.execute(select(exists().where(global_subscriptions.c.aet.is_not(None))))).scalar())
 
-    async def subscribers(self, conn: AsyncConnection, uid: str) -> list[str]:
-        return list((await conn.execute(select(subscriptions.c.aet).where(subscriptions.c.workitem_uid == uid)))
+    async def subscribers(self, conn: AsyncConnection, change: Change) -> list[str]:
+        """The AEs subscribed to the changed workitem: from the change's row when its write
+        returned them (``SUBSCRIBERS_OF_ROW``), else queried."""
+        if SUBSCRIBERS in change.row:
+            return change.row[SUBSCRIBERS] or []
+        return list((await conn.execute(select(subscriptions.c.aet).where(subscriptions.c.workitem_uid == change.uid)))
                     .scalars())
 
     async def known_aets(self, conn: AsyncConnection) -> list[str]:

@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, insert, not_, or_, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.tables import skipped_reads, workitems
+from ..ups.errors import UPSError
 
 
 class SkipGuard:
@@ -21,6 +23,12 @@ class SkipGuard:
 
     async def check(self, conn: AsyncConnection, row: dict[str, Any], reader: str | None) -> None:
         return None  # the reader may still claim it by name
+
+    def claim_columns(self, reader: str | None) -> dict[str, Any]:
+        return {}
+
+    def refusal(self, exc: IntegrityError, reader: str | None) -> UPSError | None:
+        return None
 
     def claimable(self, reader: str | None) -> ColumnElement[bool] | None:
         if not reader or self.hold_seconds <= 0:

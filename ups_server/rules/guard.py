@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,11 +33,13 @@ def performer_codes(ds: dict[str, Any]) -> list[str]:
             for code in items(p, t.HUMAN_PERFORMER_CODE_SEQUENCE) if first(code, t.CODE_VALUE)]
 
 
+_PERFORMER_ONLY = select(rule_workitems.c.performer_only).where(  # built once
+    rule_workitems.c.workitem_uid == bindparam("performer_only_uid"))
+
+
 class PerformerGuard:
     async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None:
-        restricted = (await conn.execute(
-            select(rule_workitems.c.performer_only).where(rule_workitems.c.workitem_uid == row["uid"])
-        )).scalar()
+        restricted = (await conn.execute(_PERFORMER_ONLY, {"performer_only_uid": row["uid"]})).scalar()
         if not restricted:
             return
         codes = performer_codes(row["dataset"])
@@ -54,6 +56,12 @@ class PerformerGuard:
         mine = workitems.c.dataset.contains({t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE: {"Value": [
             {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"Value": [{t.CODE_VALUE: {"Value": [requester]}}]}}]}})
         return or_(not_(restricted), mine)
+
+    def claim_columns(self, requester: str | None) -> dict[str, Any]:
+        return {}
+
+    def refusal(self, exc: IntegrityError, requester: str | None) -> UPSError | None:
+        return None
 
     async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]:
         return {}
@@ -84,18 +92,21 @@ def reader_holds_read(reader: str) -> ColumnElement[bool]:
 
 class DistinctReaderGuard:
     async def check(self, conn: AsyncConnection, row: dict[str, Any], requester: str | None) -> None:
-        """Record ``requester`` as the reader of a read-group member; refused when the requester
-        holds (or held) another member of the same group of the study. The error aborts the
-        claim's transaction, which the refusal rolls back."""
-        if not row["read_group"] or not row["distinct_readers"] or not requester:
-            return
-        try:
-            await conn.execute(update(workitems).where(workitems.c.uid == row["uid"]).values(reader=requester))
-        except IntegrityError as exc:
-            if _ONE_READ_PER_READER in str(exc.orig):
-                raise UPSError(READER_HOLDS_OTHER_READ,
-                               f"{requester} already holds another read of this study") from None
-            raise
+        return None  # the claim's UPDATE records the reader (claim_columns); the unique index refuses
+
+    def claim_columns(self, requester: str | None) -> dict[str, Any]:
+        """The claim of a read-group member records ``requester`` as its reader."""
+        if not requester:
+            return {}
+        member = and_(workitems.c.read_group.is_not(None), workitems.c.distinct_readers)
+        return {"reader": case((member, requester), else_=workitems.c.reader)}
+
+    def refusal(self, exc: IntegrityError, requester: str | None) -> UPSError | None:
+        """The requester holds (or held) another member of the same group of the study: the
+        unique index refused the claim (its transaction is aborted; the refusal rolls it back)."""
+        if _ONE_READ_PER_READER in str(exc.orig):
+            return UPSError(READER_HOLDS_OTHER_READ, f"{requester} already holds another read of this study")
+        return None
 
     def claimable(self, requester: str | None) -> ColumnElement[bool] | None:
         """Claim-next skips the members of groups in which ``requester`` already holds one."""

@@ -14,6 +14,9 @@ from .attribute_table import MATCH_COLUMNS
 
 PRIORITY_RANK = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
 _WRITTEN_BY_THE_SERVICE = ("uid", "state")  # the row's key and its state (the state machine writes it)
+# The top-level attributes index_columns() reads: a change of none of them leaves every column as it was.
+COLUMN_TAGS = frozenset(tag for tag, (name, _) in MATCH_COLUMNS.items() if name not in _WRITTEN_BY_THE_SERVICE) | {
+    t.REFERENCED_REQUEST_SEQUENCE}
 
 
 def _dt(ds: JsonDataset, tag: str) -> datetime | None:

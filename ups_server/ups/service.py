@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, select, true, update
+from sqlalchemy import ColumnElement, bindparam, cast, func, insert, literal, select, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..db.tables import cancel_requests, workitems
@@ -34,7 +36,7 @@ from .attributes import (
     validate_create,
     validate_set,
 )
-from .columns import index_columns
+from .columns import COLUMN_TAGS, index_columns
 from .errors import Outcome, PolicyOutcome, UPSError
 from .policy import OPEN_ACCESS, AccessPolicy, Act
 from .requests import UPSRequest
@@ -44,6 +46,7 @@ from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, Txn, compare_t
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKLIST_LABEL = "UPS_SERVER"
+CLAIM_STATEMENTS = 512  # claim-next statements kept built, by (query, principal, requester)
 READER_SCHEME = "99UPS_READER"  # coding scheme of a reader named as Human Performer Code (reassign)
 
 
@@ -76,9 +79,12 @@ class ClaimGuard(Protocol):
     """A check before a claim (SCHEDULED -> IN PROGRESS), e.g. "only the scheduled performer".
 
     ``reader`` is who claims (``AccessPolicy.reader``: the authenticated person, in open mode the
-    requester). ``check`` raises UPSError to refuse (Outcome.NOT_AUTHORIZED, or the policy's own
-    ``PolicyOutcome``) and may record what the claim means to it; ``claimable`` gives the same
-    rule as SQL so that claim-next skips what the reader may not claim (None: no filter);
+    requester). ``check`` raises UPSError to refuse a claim by name (Outcome.NOT_AUTHORIZED, or the
+    policy's own ``PolicyOutcome``); ``claimable`` gives the same rule as SQL, ANDed into claim-next's
+    one statement so that it skips what the reader may not claim (None: no filter);
+    ``claim_columns`` are what the claim records for the guard, written by the claim's UPDATE (SQL
+    over the claimed row, or values); ``refusal`` names the guard's outcome when that UPDATE broke
+    one of the guard's constraints (None: not the guard's);
     ``release`` is told when a claim is given back (the skip / reassign extensions; ``skipped``:
     by its performer) and returns the columns of the row it reset, written with the release.
     """
@@ -86,6 +92,10 @@ class ClaimGuard(Protocol):
     async def check(self, conn: AsyncConnection, row: dict[str, Any], reader: str | None) -> None: ...
 
     def claimable(self, reader: str | None) -> ColumnElement[bool] | None: ...
+
+    def claim_columns(self, reader: str | None) -> dict[str, Any]: ...
+
+    def refusal(self, exc: IntegrityError, reader: str | None) -> UPSError | None: ...
 
     async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]: ...
 
@@ -115,13 +125,20 @@ class UPSService:
         self.many_listeners: dict[Listener, ManyListener] = {}
         self.claim_guards: list[ClaimGuard] = []
         self.access: AccessPolicy = OPEN_ACCESS  # who may see and act on what (rules/access.py)
+        # SQL over the written workitem row that listeners read from ``Change.row``: the UPDATE of a
+        # change returns it, which saves each listener a query of its own
+        self.row_columns: dict[str, ColumnElement[Any]] = {}
+        self._claim_statements: dict[tuple[Any, ...], Any] = {}  # claim-next's, by (query, principal, ...)
 
-    def add_listener(self, listener: Listener, many: ManyListener | None = None) -> None:
+    def add_listener(self, listener: Listener, many: ManyListener | None = None,
+                     row_columns: dict[str, ColumnElement[Any]] | None = None) -> None:
         """``many``: the same listener for a batch of changes (``rules apply``), when it can do
-        the batch with fewer statements than one call per change."""
+        the batch with fewer statements than one call per change; ``row_columns``: what it reads
+        from ``Change.row`` of an update or state change (absent from rows written otherwise)."""
         self.listeners.append(listener)
         if many is not None:
             self.many_listeners[listener] = many
+        self.row_columns.update(row_columns or {})
 
     async def _notify(self, conn: AsyncConnection, change: Change) -> None:
         for listener in self.listeners:
@@ -142,7 +159,7 @@ class UPSService:
     # ---- reading --------------------------------------------------------------------------
 
     async def _lock(self, conn: AsyncConnection, uid: str) -> dict[str, Any]:
-        row = (await conn.execute(select(workitems).where(workitems.c.uid == uid).with_for_update())).mappings().first()
+        row = (await conn.execute(_LOCK, {"lock_uid": uid})).mappings().first()
         if row is None:
             raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
         return dict(row)
@@ -260,19 +277,27 @@ class UPSService:
             ds = {**previous, **changes}  # whole sequences are replaced (UPS-SET-07)
             self.access.performed(request.principal, ds)
             ds[t.SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME] = element("DT", _now_dt())
-            new_row = await self._write(conn, uid, ds)
+            new_row = await self._write(conn, uid, ds, previous)
             await self._notify(conn, Change("updated", uid, row["state"], ds, previous=previous, row=new_row,
                                             principal=request.principal))
         return Result(uid, ds)
 
-    async def _write(self, conn: AsyncConnection, uid: str, ds: JsonDataset, **extra: Any) -> dict[str, Any]:
+    async def _write(self, conn: AsyncConnection, uid: str, ds: JsonDataset, previous: JsonDataset | None = None,
+                     **extra: Any) -> dict[str, Any]:
+        """Write ``ds`` (and ``extra`` columns) to the workitem row; the row after it, with ``ds``
+        as its dataset and the listeners' ``row_columns``. Given the ``previous`` dataset (of the
+        row locked), a change of no attribute an indexed column is derived from sends only the
+        changed attributes (``dataset || patch``), not the whole dataset and every column."""
+        patch = _patch(previous, ds)
+        values = index_columns(ds) if patch is None else {"dataset": workitems.c.dataset.op("||")(
+            cast(literal(patch, JSONB), JSONB))}
         stmt = (
             update(workitems)
             .where(workitems.c.uid == uid)
-            .values(**index_columns(ds), updated_at=func.now(), **extra)
-            .returning(workitems)
+            .values(**values, updated_at=func.now(), **extra)
+            .returning(*_ROW_BUT_DATASET, *(c.label(name) for name, c in self.row_columns.items()))
         )
-        return dict((await conn.execute(stmt)).mappings().one())
+        return {**(await conn.execute(stmt)).mappings().one(), "dataset": ds}
 
     async def amend_in(
         self, conn: AsyncConnection, uid: str, amend: Callable[[JsonDataset], JsonDataset | None],
@@ -356,8 +381,7 @@ class UPSService:
             reader = self.access.reader(principal, requester)
             for guard in self.claim_guards:
                 await guard.check(conn, row, reader)
-            extra = {"transaction_uid": txn, "performer_aet": requester, "claimant": reader,
-                     "claimed_at": func.now()}
+            extra = self._claim_columns(txn, requester, reader)
         elif decision is Action.CANCEL:
             _fill_cancellation(ds, None)
         elif decision is Action.COMPLETE:
@@ -369,10 +393,33 @@ class UPSService:
                 raise UPSError(Outcome.FINAL_STATE_NOT_MET,
                                f"cannot become {requested}: missing {', '.join(problems)}")
         ds[t.PROCEDURE_STEP_STATE] = element("CS", requested)
-        new_row = await self._write(conn, uid, ds, state=requested, **extra)
+        try:
+            new_row = await self._write(conn, uid, ds, row["dataset"], state=requested, **extra)
+        except IntegrityError as exc:
+            refusal = self._refusal(exc, extra.get("claimant"))
+            if refusal is None:
+                raise
+            raise refusal from None
         await self._notify(conn, Change("state", uid, requested, ds, previous=row["dataset"],
                                         previous_state=state, requester=requester, row=new_row, principal=principal))
         return Result(uid, ds)
+
+    def _claim_columns(self, txn: Any, requester: str | None, reader: str | None) -> dict[str, Any]:
+        """What a claim writes besides the state: the Transaction UID, the requester, the claimant,
+        the time, and what the claim guards record."""
+        columns: dict[str, Any] = {"transaction_uid": txn, "performer_aet": requester, "claimant": reader,
+                                   "claimed_at": func.now()}
+        for guard in self.claim_guards:
+            columns.update(guard.claim_columns(reader))
+        return columns
+
+    def _refusal(self, exc: IntegrityError, reader: str | None) -> UPSError | None:
+        """A claim's UPDATE broke a constraint: the refusal of the guard whose constraint it is."""
+        for guard in self.claim_guards:
+            refusal = guard.refusal(exc, reader)
+            if refusal is not None:
+                return refusal
+        return None
 
     # ---- request cancellation -------------------------------------------------------------
 
@@ -406,7 +453,7 @@ class UPSService:
         ds = copy.deepcopy(row["dataset"])
         _fill_cancellation(ds, info)
         ds[t.PROCEDURE_STEP_STATE] = element("CS", CANCELED)
-        new_row = await self._write(conn, uid, ds, state=CANCELED)
+        new_row = await self._write(conn, uid, ds, row["dataset"], state=CANCELED)
         in_progress = {**row["dataset"], t.PROCEDURE_STEP_STATE: element("CS", IN_PROGRESS)}
         await self._notify(conn, Change("state", uid, IN_PROGRESS, in_progress, previous=row["dataset"],
                                         previous_state=SCHEDULED, requester=requester, info=info, row=new_row,
@@ -421,33 +468,74 @@ class UPSService:
     async def claim_next(self, request: UPSRequest, query: Query | None = None, attempts: int = 5) -> Result | None:
         """Claim the first SCHEDULED workitem matching ``query`` in claim order (priority, start
         datetime, creation order), skipping rows another claimer holds. None when none. Without a
-        Transaction UID in the request the server generates one (the result's dataset holds it)."""
+        Transaction UID in the request the server generates one (the result's dataset holds it).
+
+        One statement picks the row (``FOR UPDATE SKIP LOCKED``, the query's, the access policy's and
+        the claim guards' predicates ANDed in: the same rules their checks apply to a claim by name),
+        writes the claim and returns the row with what listeners read."""
         txn, requester, principal = transaction_uid_of(request) or new_uid(), request.requester, request.principal
         self.access.allow(principal, Act.CLAIM)
+        if not is_valid_uid(txn):  # UPS-TXN-01: a UID (VR UI) the performer generated
+            raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, f"Transaction UID (0008,1195) {txn!r} is not a valid UID")
         reader = self.access.reader(principal, requester)
-        filters = [where_clause(query) if query is not None else None, self.access.claimable(principal),
-                   *(guard.claimable(reader) for guard in self.claim_guards)]
-        where = and_(true(), *(f for f in filters if f is not None))
+        stmt = self._claim_next_statement(query, principal, requester, reader)
         for _ in range(attempts):
             try:
                 async with self.engine.begin() as conn:
-                    stmt = (
-                        select(workitems)
-                        .where(workitems.c.state == SCHEDULED, where)
-                        .order_by(workitems.c.priority_rank, workitems.c.start_dt.nulls_last(), workitems.c.seq)
-                        .limit(1)
-                        .with_for_update(skip_locked=True)
-                    )
-                    row = (await conn.execute(stmt)).mappings().first()
+                    row = (await conn.execute(stmt, {"claim_txn": txn})).mappings().first()
                     if row is None:
                         return None
-                    result = await self._change_state_locked(conn, dict(row), IN_PROGRESS, txn, requester, principal)
-                    result.transaction_uid = txn
-                    return result
-            except UPSError as exc:  # a guard refused what its filter let through (a race): next one
+                    new_row = dict(row)
+                    ds = new_row["dataset"]
+                    previous = {**ds, t.PROCEDURE_STEP_STATE: element("CS", SCHEDULED)}
+                    await self._notify(conn, Change("state", new_row["uid"], IN_PROGRESS, ds, previous=previous,
+                                                    previous_state=SCHEDULED, requester=requester, row=new_row,
+                                                    principal=principal))
+                    return Result(new_row["uid"], ds, transaction_uid=txn)
+            except IntegrityError as exc:  # a guard's constraint refused what its filter let through (a race)
+                if self._refusal(exc, reader) is None:
+                    raise
+            except UPSError as exc:  # a listener's policy refused it: next one
                 if not isinstance(exc.outcome, PolicyOutcome):
                     raise
         return None
+
+    def _claim_next_statement(self, query: Query | None, principal: Any, requester: str | None,
+                              reader: str | None) -> Any:
+        """``UPDATE workitems SET <claim> WHERE uid = (SELECT uid ... FOR UPDATE SKIP LOCKED LIMIT 1)
+        RETURNING *``: SCHEDULED -> IN PROGRESS (Table CC.1.1-2: a claim needs no more than the
+        state SCHEDULED, which the pick requires) in the dataset too; the Transaction UID is the
+        parameter ``claim_txn``. Built once per (query, principal, requester) and kept (the last
+        ``CLAIM_STATEMENTS``): building it cost more Python time than executing it."""
+        key = (repr(query.keys) if query is not None else None, principal, requester, reader,
+               *map(id, self.claim_guards), id(self.access), *self.row_columns)
+        stmt = self._claim_statements.pop(key, None)
+        if stmt is None:
+            filters = [where_clause(query) if query is not None else None, self.access.claimable(principal),
+                       *(guard.claimable(reader) for guard in self.claim_guards)]
+            stmt = self._build_claim_next([f for f in filters if f is not None], requester, reader)
+            if len(self._claim_statements) >= CLAIM_STATEMENTS:
+                del self._claim_statements[next(iter(self._claim_statements))]
+        self._claim_statements[key] = stmt  # most recently used last
+        return stmt
+
+    def _build_claim_next(self, filters: list[ColumnElement[bool]], requester: str | None, reader: str | None) -> Any:
+        pick = (
+            select(workitems.c.uid)
+            .where(workitems.c.state == SCHEDULED, *filters)
+            .order_by(workitems.c.priority_rank, workitems.c.start_dt.nulls_last(), workitems.c.seq)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .correlate(None)
+        )
+        state = {t.PROCEDURE_STEP_STATE: element("CS", IN_PROGRESS)}
+        return (
+            update(workitems)
+            .where(workitems.c.uid == pick.scalar_subquery(), workitems.c.state == SCHEDULED)
+            .values(state=IN_PROGRESS, dataset=workitems.c.dataset.op("||")(cast(literal(state, JSONB), JSONB)),
+                    updated_at=func.now(), **self._claim_columns(bindparam("claim_txn"), requester, reader))
+            .returning(workitems, *(c.label(name) for name, c in self.row_columns.items()))
+        )
 
     async def skip(self, request: UPSRequest) -> Result:
         """Extension (not in PS3.4): the performer gives an IN PROGRESS workitem back to the pool
@@ -520,6 +608,19 @@ class UPSService:
         self.access.allow(principal, Act.SEARCH)
         return await search(self.engine, query, offset=offset, limit=limit, after=after, count=count,
                             within=self.access.visible(principal))
+
+
+_ROW_BUT_DATASET = [c for c in workitems.c if c.name != "dataset"]
+_LOCK = select(workitems).where(workitems.c.uid == bindparam("lock_uid")).with_for_update()  # built once
+
+
+def _patch(previous: JsonDataset | None, ds: JsonDataset) -> JsonDataset | None:
+    """The top-level attributes ``ds`` changes in ``previous``, when no indexed column is derived
+    from any of them and none is removed (None: the whole row must be written)."""
+    if previous is None or previous.keys() - ds.keys():
+        return None
+    patch = {tag: value for tag, value in ds.items() if previous.get(tag) != value}
+    return None if patch.keys() & COLUMN_TAGS else patch
 
 
 def _addressed(request: UPSRequest) -> str:
