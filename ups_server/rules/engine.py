@@ -120,7 +120,7 @@ class RuleEngine:
             if row is None or rule.workitem.input_information != "append":
                 await self._apply_store_rule(conn, rule, uid, group, effects)
                 continue
-            ds = self._add_all(copy.deepcopy(row["dataset"]), group) if row["state"] == SCHEDULED else None
+            ds = self._add_all(_input_copy(row["dataset"]), group) if row["state"] == SCHEDULED else None
             if ds is None:
                 continue  # already referenced, or no longer SCHEDULED: not changed
             amended.append((row, ds, {}))
@@ -290,6 +290,16 @@ def store_plan(rules: list[OnStoreRule], insts: list[StoredInstance]
             uid = name_based_uid(render(tpl.uid, inst.metadata, present(special))) if tpl.uid else new_uid()
             plan.setdefault((rule.id, uid), (rule, uid, []))[2].append(inst)
     return list(plan.values())
+
+
+def _input_copy(ds: JsonDataset) -> JsonDataset:
+    """A copy of a stored workitem's dataset that appending references (and setting the modification
+    time) may change while the original stays as read: the top level and the Input Information
+    Sequence are copied, the other elements (never changed here) shared."""
+    out = dict(ds)
+    if t.INPUT_INFORMATION_SEQUENCE in out:
+        out[t.INPUT_INFORMATION_SEQUENCE] = copy.deepcopy(out[t.INPUT_INFORMATION_SEQUENCE])
+    return out
 
 
 def any_of(column, values: list[str]) -> ColumnElement[bool]:
