@@ -32,7 +32,7 @@ async def _committed(engine) -> set[str]:
         return set((await conn.execute(text("SELECT item FROM gc_items"))).scalars())
 
 
-def _group(engine, batches: list[list[str]]) -> GroupCommit[str, str]:
+def _group(engine, batches: list[list[str]], in_flight: int = 1) -> GroupCommit[str, str]:
     async def work(conn, items: list[str]) -> list[str]:
         batches.append(list(items))
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK})
@@ -41,7 +41,7 @@ def _group(engine, batches: list[list[str]]) -> GroupCommit[str, str]:
         await conn.execute(text("INSERT INTO gc_items SELECT unnest(CAST(:items AS text[]))"), {"items": items})
         return [item.upper() for item in items]
 
-    return GroupCommit(lambda: engine, work)
+    return GroupCommit(lambda: engine, work, in_flight=in_flight)
 
 
 async def _held_while(engine, group: GroupCommit, first: list[str], then: list[list[str]], batches: list):
@@ -65,6 +65,27 @@ async def test_callers_arriving_during_a_batch_share_the_next_transaction(engine
     results = await _held_while(engine, _group(engine, batches), ["a"], [["b", "c"], ["d"], ["e"]], batches)
     assert results == [["A"], ["B", "C"], ["D"], ["E"]]
     assert batches == [["a"], ["b", "c", "d", "e"]]
+    assert await _committed(engine) == {"a", "b", "c", "d", "e"}
+
+
+async def test_with_two_in_flight_a_second_caller_starts_at_once_and_later_ones_share_a_batch(engine):
+    batches: list[list[str]] = []
+    group = _group(engine, batches, in_flight=2)
+    holder_engine = make_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    async with holder_engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK})
+        tasks = []
+        for items in (["a"], ["b"]):  # each starts its own batch, both wait on the lock
+            tasks.append(asyncio.create_task(group.run(items)))
+            while len(batches) < len(tasks):
+                await asyncio.sleep(0.01)
+        tasks += [asyncio.create_task(group.run(items)) for items in (["c"], ["d", "e"])]
+        await asyncio.sleep(0.2)
+        assert not any(task.done() for task in tasks)
+        await holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK})
+    await holder_engine.dispose()
+    assert await asyncio.gather(*tasks) == [["A"], ["B"], ["C"], ["D", "E"]]
+    assert batches == [["a"], ["b"], ["c", "d", "e"]]
     assert await _committed(engine) == {"a", "b", "c", "d", "e"}
 
 
