@@ -123,3 +123,15 @@ async def test_concurrent_stores_of_many_studies_give_each_study_its_two_reads(s
         assert sorted(row.uid for row in mine) == sorted([read_uid(1, study), read_uid(2, study)])
         for row in mine:  # each read references every instance of its study, once
             assert sorted(referenced_sops(row.dataset)) == sorted(ds.SOPInstanceUID for ds in datasets)
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+async def test_a_caller_arriving_as_the_last_batch_ends_is_served(engine, in_flight):
+    """The batch task that answered the previous caller ends as that caller resumes: the next one
+    must get a task of its own, not wait on the ending one."""
+    batches: list[list[str]] = []
+    group = _group(engine, batches, in_flight=in_flight)
+    for item in ("a", "b", "c"):
+        async with asyncio.timeout(30):  # in this task: no new task in between (as asyncio.wait_for makes)
+            assert await group.run([item]) == [item.upper()]
+    assert batches == [["a"], ["b"], ["c"]]

@@ -61,7 +61,9 @@ class GroupCommit(Generic[T, R]):
             return []
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
         self._waiting.append((items, future))
-        if len(self._tasks) < self._in_flight:  # each task takes what waits when it is free
+        # each task takes what waits when it is free; a task that found nothing left is done at once
+        # (its done-callback, which drops it from the set, runs later: count only running ones)
+        if sum(not task.done() for task in self._tasks) < self._in_flight:
             task = asyncio.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
