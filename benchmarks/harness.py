@@ -138,11 +138,16 @@ def stop(proc: subprocess.Popen | None) -> None:
 
 
 def cpu_seconds(pids: list[int], tree: bool = False) -> float:
-    """User + system CPU seconds of ``pids`` (and, with ``tree``, of all their descendants) so far."""
+    """User + system CPU seconds of ``pids`` (and, with ``tree``, of all their descendants, the ones
+    that have exited too: a PostgreSQL backend closed by the client's pool is reaped by the postmaster,
+    which then counts its CPU as its children's) so far."""
     total = 0.0
     for pid in pids:
         try:
             root = psutil.Process(pid)
+            if tree:
+                t = root.cpu_times()
+                total += t.children_user + t.children_system
             for p in [root, *(root.children(True) if tree else [])]:
                 t = p.cpu_times()
                 total += t.user + t.system
