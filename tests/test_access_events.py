@@ -80,3 +80,23 @@ async def test_events_only_of_workitems_the_subscriber_may_see(http, base_url, i
         assert r.status_code == 201
         ev = await ws_a.next()  # A's next event is the second workitem: B's claim was not sent to A
         assert (ev.uid, ev.state) == (second, "SCHEDULED")
+
+
+async def test_subscribing_to_a_workitem_one_may_not_see_is_not_found(http, issuer):
+    from ups_server.dicom.uids import new_uid
+
+    from .workitems import DICOM_JSON, new_workitem, state_change
+
+    a, b, boss = as_(issuer, "reader-a"), as_(issuer, "reader-b"), as_(issuer, "boss")
+    claimed, unknown = new_uid(), new_uid()
+    r = await http.post(f"/workitems?workitem={claimed}", json=new_workitem(), headers={**DICOM_JSON, **boss})
+    assert r.status_code == 201, r.text
+    r = await http.post(f"/workitems/{claimed}/subscribers/SUB_A", headers=a)
+    assert r.status_code == 201, r.text  # SCHEDULED and claimable: A sees it
+    r = await http.put(f"/workitems/{claimed}/state", json=state_change("IN PROGRESS", new_uid()),
+                       headers={**DICOM_JSON, **b})
+    assert r.status_code == 200, r.text
+    r = await http.post(f"/workitems/{claimed}/subscribers/SUB_A", headers=a)
+    assert r.status_code == 404, r.text  # B's claim: not there for A, as for an unknown workitem
+    assert (await http.post(f"/workitems/{unknown}/subscribers/SUB_A", headers=a)).status_code == 404
+    assert (await http.post(f"/workitems/{claimed}/subscribers/SUB_B", headers=b)).status_code == 201

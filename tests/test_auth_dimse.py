@@ -26,7 +26,8 @@ pytestmark = pytest.mark.dimse
 @pytest.fixture
 def settings(settings, issuer):
     return dataclasses.replace(settings, auth="oidc", oidc_issuer=issuer.url, oidc_audience=AUDIENCE,
-                               ae_roles={"MODALITY1": "ingest", "WS1": "reader", "WS2": "reader"})
+                               ae_roles={"MODALITY1": "ingest", "WS1": "reader", "WS2": "reader"},
+                               ae_table={"WATCHER_B": "127.0.0.1:9"})  # a DIMSE event channel, never answering
 
 
 def jwt_identity(token: str, positive_response: bool = True) -> UserIdentityNegotiation:
@@ -159,3 +160,32 @@ async def test_stations_with_ae_roles_hold_their_own_claims(server):
     assert out == {"WS1 claims": 0x0000, "WS2 acts on it": 0x0124, "WS1 sees its claim": 0x0000,
                    "WS2 subscribes WS1": 0x0124,  # a station manages its own AE title's subscriptions only
                    "STRANGER subscribes": 0x0124}  # no --ae-roles entry: no events either
+
+
+def _subscribe_to_both_reads(address, issuer, study: str) -> dict[str, int]:
+    """Reader A claims read 1; reader B subscribes its AE to read 1, read 2 and an unknown workitem."""
+    from pynetdicom.sop_class import UnifiedProcedureStepWatch as UPS_WATCH
+
+    from ups_server.dicom.uids import name_based_uid
+
+    from .dimse_client import UPSClient
+    from .workitems import el, state_change
+
+    one, two = name_based_uid(f"1-{study}"), name_based_uid(f"2-{study}")
+    with UPSClient(*address, calling_ae="WORKSTATION", jwt=issuer.token("reader-a", ("reader",))) as a:
+        claimed = a.action(one, 1, state_change("IN PROGRESS", "1.2.826.0.1.3680043.10.3.79")).status
+    subscribe = {"00741234": el("AE", "WATCHER_B"), "00741230": el("LO", "FALSE")}
+    with UPSClient(*address, calling_ae="WATCHER_B", jwt=issuer.token("reader-b", ("reader",))) as b:
+        return {"A claims": claimed, **{what: b.action(uid, 3, subscribe, sop_class=UPS_WATCH).status
+                                        for what, uid in (("B to A's read", one), ("B to its own", two),
+                                                          ("B to an unknown", "1.2.826.0.1.3680043.10.3.80"))}}
+
+
+async def test_subscribing_to_a_workitem_one_may_not_see_is_no_such_ups(server, issuer):
+    study = "1.2.826.0.1.3680043.10.3.9003"
+    await server.ingest.store(instance(study))
+    out = await asyncio.to_thread(_subscribe_to_both_reads, server.dimse.address, issuer, study)
+    assert out == {"A claims": 0x0000,
+                   "B to A's read": 0xC307,  # blind reading: A's read does not exist for B ...
+                   "B to its own": 0x0000,
+                   "B to an unknown": 0xC307}  # ... exactly like a workitem that does not

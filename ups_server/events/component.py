@@ -142,7 +142,7 @@ class Events:
             raise UPSError(Outcome.UNKNOWN_RECEIVING_AE,
                            f"Receiving AE {aet!r} is not in ae_table and has no WebSocket")
         return await self.subscriptions.subscribe(target_uid, aet, deletion_lock, filter_query, via_http=via_http,
-                                                  actor=actor)
+                                                  actor=actor, visible=access.visible(principal) if principal else None)
 
     async def unsubscribe(self, target_uid: str, aet: str, principal: Principal | None = None) -> None:
         """NOT_SUBSCRIBED when there was nothing to remove; C307 for an unknown workitem."""

@@ -62,19 +62,23 @@ class Subscriptions:
 
     async def subscribe(self, target: str, aet: str, deletion_lock: bool,
                         filter_query: FilterQuery | None = None, *, via_http: bool = False,
-                        actor: Actor | None = None) -> Outcome:
+                        actor: Actor | None = None, visible: ColumnElement[bool] | None = None) -> Outcome:
+        """``visible``: SQL over ``workitems`` of what the subscriber may see (``access.visible``;
+        None: everything); a workitem outside it is answered as unknown (C307 / 404)."""
         stored = to_stored(filter_query) if target == FILTERED_GLOBAL_SUBSCRIPTION else None
         async with self.engine.begin() as conn:
             if is_global(target):
                 await self._subscribe_global(conn, aet, deletion_lock, stored, via_http)
             else:
-                await self._subscribe_one(conn, target, aet, deletion_lock, via_http)
+                await self._subscribe_one(conn, target, aet, deletion_lock, via_http, visible)
             await self._audit(conn, actor, "subscribe", aet, target)
         return Outcome.SUCCESS
 
-    async def _subscribe_one(self, conn: AsyncConnection, uid: str, aet: str, lock: bool, via_http: bool) -> None:
+    async def _subscribe_one(self, conn: AsyncConnection, uid: str, aet: str, lock: bool, via_http: bool,
+                             visible: ColumnElement[bool] | None) -> None:
         row = (await conn.execute(select(workitems.c.dataset, workitems.c.state)
-                                  .where(workitems.c.uid == uid).with_for_update(key_share=True))).first()
+                                  .where(workitems.c.uid == uid, visible if visible is not None else true())
+                                  .with_for_update(of=workitems, key_share=True))).first()
         if row is None:
             raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
         stmt = pg_insert(subscriptions).values(aet=aet, workitem_uid=uid, deletion_lock=lock, via_http=via_http)
