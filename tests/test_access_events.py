@@ -100,3 +100,54 @@ async def test_subscribing_to_a_workitem_one_may_not_see_is_not_found(http, issu
     assert r.status_code == 404, r.text  # B's claim: not there for A, as for an unknown workitem
     assert (await http.post(f"/workitems/{unknown}/subscribers/SUB_A", headers=a)).status_code == 404
     assert (await http.post(f"/workitems/{claimed}/subscribers/SUB_B", headers=b)).status_code == 201
+
+
+async def test_dimse_events_only_of_workitems_the_subscriber_may_see(http, issuer, settings, server):
+    """The same filter over N-EVENT-REPORT: each AE's events are for its owner's eyes (its roles as it
+    subscribed), and an AE without owner sees what --ae-roles gives it (here nothing)."""
+    from ups_server.dicom.uids import new_uid
+
+    from .event_clients import EventReceiver
+    from .workitems import DICOM_JSON, new_workitem, state_change
+
+    a, b, boss = as_(issuer, "reader-a"), as_(issuer, "reader-b"), as_(issuer, "boss")
+    first, second = new_uid(), new_uid()
+    with EventReceiver("DV_A") as rx_a, EventReceiver("DV_B") as rx_b, EventReceiver("DV_NONE") as rx_none:
+        settings.ae_table = {"DV_A": rx_a.address, "DV_B": rx_b.address, "DV_NONE": rx_none.address}
+        for aet, who in (("DV_A", a), ("DV_B", b)):
+            r = await http.post(f"/workitems/{GLOBAL_SUBSCRIPTION}/subscribers/{aet}", headers=who)
+            assert r.status_code == 201, r.text
+        r = await http.post(f"/workitems/{GLOBAL_SUBSCRIPTION}/subscribers/DV_NONE", headers=boss)
+        assert r.status_code == 201, r.text  # subscribed by an admin: no owner, no --ae-roles entry
+        r = await http.post(f"/workitems?workitem={first}", json=new_workitem(), headers={**DICOM_JSON, **boss})
+        assert r.status_code == 201
+        assert (await rx_a.next_for(first)).state == "SCHEDULED"  # both may claim it: both are told
+        assert (await rx_b.next_for(first)).state == "SCHEDULED"
+        r = await http.put(f"/workitems/{first}/state", json=state_change("IN PROGRESS", new_uid()),
+                           headers={**DICOM_JSON, **b})
+        assert r.status_code == 200, r.text
+        assert (await rx_b.next_for(first)).state == "IN PROGRESS"  # B's own claim
+        r = await http.post(f"/workitems?workitem={second}", json=new_workitem(), headers={**DICOM_JSON, **boss})
+        assert r.status_code == 201
+        ev = await rx_a.next()  # A's next event is the second workitem: B's claim was not sent to A
+        assert (ev.uid, ev.state) == (second, "SCHEDULED")
+        await _dimse_done(server, "DV_NONE")
+    assert rx_none.events.empty()  # no role: none of the events was for its eyes
+
+
+async def _dimse_done(server, aet: str) -> None:
+    """Until the outbox has no N-EVENT-REPORT to ``aet`` pending (sent or dropped)."""
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from ups_server.db.tables import event_outbox
+
+    async with server.database.engine.connect() as conn:
+        while True:
+            total, pending = (await conn.execute(select(func.count(), func.count().filter(
+                event_outbox.c.dimse_pending)).where(event_outbox.c.aet == aet))).one()
+            await conn.commit()
+            if total and not pending:
+                return
+            await asyncio.sleep(0.05)

@@ -232,6 +232,9 @@ subscriber_owners = Table(
     Column("aet", Text, primary_key=True),
     Column("subject", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # the owner's roles and worklists at its last subscription change: what its DIMSE events may show
+    Column("roles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("worklists", ARRAY(Text), nullable=True),
 )
 
 # Transactional outbox: one row per (event, subscriber AE), written in the transaction of the

@@ -25,11 +25,14 @@ from typing import Any
 from pydicom import Dataset
 from pynetdicom import AE, build_role, evt
 
+from ..auth.settings import ae_roles_of
 from ..config import Settings
 from ..dicom.dataset import to_pydicom
 from ..dicom.uids import UPS_EVENT, UPS_PUSH
+from ..rules import access
 from . import outbox
 from .messages import affected_instance, message_id
+from .owners import subscriber_principal
 from .tasks import cancel, run_when_woken
 
 log = logging.getLogger(__name__)
@@ -122,6 +125,15 @@ class DimseDispatcher:
             if task is None or task.done():
                 self._running[aet] = asyncio.create_task(self.deliver(aet))
 
+    async def _hidden(self, conn, aet: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows of workitems ``aet``'s principal may not see (--auth oidc; issue 10)."""
+        if self.settings.auth != "oidc":
+            return []
+        ae_roles = {a: ae_roles_of(roles) for a, roles in self.settings.ae_roles.items()}
+        principal = await subscriber_principal(conn, aet, ae_roles)
+        uids = await access.hidden(conn, access.visible(principal), [r["workitem_uid"] for r in rows])
+        return [r for r in rows if r["workitem_uid"] in uids]
+
     async def deliver(self, aet: str) -> None:
         """Send the AE's pending rows while it answers."""
         async with self._limit:
@@ -130,6 +142,12 @@ class DimseDispatcher:
                     rows = await outbox.lock_dimse_batch(conn, aet)
                     if not rows:
                         return
+                    unseen = await self._hidden(conn, aet, rows)
+                    if unseen:  # not for this subscriber's eyes: done without sending
+                        await outbox.mark_dimse(conn, [r["id"] for r in unseen], [], 0, self.replay_seconds)
+                        rows = [r for r in rows if r not in unseen]
+                        if not rows:
+                            continue
                     address = self.settings.ae_table.get(aet)
                     sent: list[int] = []
                     if address:

@@ -16,11 +16,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..auth.principal import OPEN, Principal
-from ..db.tables import workitems
 from ..rules import access
 from . import outbox
 from .messages import WebSocketFrames
@@ -144,11 +142,10 @@ class WebSocketDispatcher:
             for session in self.sessions.get(aet, ()):
                 if session.visible is None:
                     continue
-                uids = {r["workitem_uid"] for r in rows if r["aet"] == aet and r["workitem_uid"]}
                 async with self.engine.connect() as conn:
-                    seen = set((await conn.execute(select(workitems.c.uid).where(
-                        workitems.c.uid.in_(uids), session.visible))).scalars())
-                hidden |= {(id(session), uid) for uid in uids - seen}
+                    uids = await access.hidden(conn, session.visible, [r["workitem_uid"] for r in rows
+                                                                       if r["aet"] == aet])
+                hidden |= {(id(session), uid) for uid in uids}
         return hidden
 
     def close_all(self) -> None:

@@ -21,6 +21,7 @@ restricted, except by a worklists claim. For the others:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, literal, not_, or_, select, true
@@ -163,6 +164,16 @@ async def may_read_study(engine: AsyncEngine, principal: Principal, study: str) 
         return True
     async with engine.connect() as conn:
         return (await conn.execute(select(literal(True)).where(literal(study).in_(within)))).first() is not None
+
+
+async def hidden(conn: Any, where: ColumnElement[bool] | None, uids: Collection[str | None]) -> set[str]:
+    """The workitem UIDs of ``uids`` outside ``where`` (``visible``): events of them are not for
+    the subscriber's eyes (WebSocket and DIMSE delivery). None (no workitem: SCP status) is never hidden."""
+    wanted = {uid for uid in uids if uid}
+    if where is None or not wanted:
+        return set()
+    seen = set((await conn.execute(select(workitems.c.uid).where(workitems.c.uid.in_(wanted), where))).scalars())
+    return wanted - seen
 
 
 _ADMIN_ONLY = frozenset({Act.CREATE, Act.REASSIGN})
