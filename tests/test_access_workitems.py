@@ -16,10 +16,19 @@ from .reading_flow import read_uid, result
 from .workitems import DICOM_JSON, code, el, new_workitem, state_change
 
 ACTUAL_PERFORMERS, PERFORMED = "00404035", "00741216"
+READER_UUID = "5f0c1a8e-3b6d-4c2e-9a41-7d2b8e6f1c03"  # a Keycloak subject: longer than a Code Value (SH, 16)
 
 
 @pytest.fixture
-def settings(settings, issuer):
+def settings(settings, issuer, request, tmp_path):
+    """With param "preassigned": the dcm4chee rules, read 1 pre-assigned (performer_only) to READER_UUID."""
+    if getattr(request, "param", None) == "preassigned":
+        from ups_server.paths import rules_dir
+
+        text_ = (rules_dir() / "dcm4chee-double-reading.yaml").read_text()
+        text_ = text_.replace("performer_only: false", "performer_only: true").replace("RADIOLOGIST_1", READER_UUID)
+        settings.rules = tmp_path / "preassigned.yaml"
+        settings.rules.write_text(text_)
     return oidc_settings(settings, issuer)
 
 
@@ -192,3 +201,27 @@ async def test_the_claimant_is_recorded_and_released_by_skip_and_reassign(http, 
     assert r.status_code == 200, r.text
     assert await held(server, two) == ("IN PROGRESS", txn_b, None, "reader-b", "reader-b")
     assert await mine(http, b) == {two: "reader-b"}
+
+
+@pytest.mark.parametrize("settings", ["preassigned"], indirect=True)
+async def test_a_reader_preassigned_by_a_long_subject_claims_its_read(http, issuer):
+    """performer_only matches the subject in the Long Code Value (0008,0119) of the performer's code,
+    in the claim check (a named claim) and in the claimable SQL (claim-next)."""
+    study = uid()
+    await stow(http, issuer, study)
+    uuid_reader, other = as_(issuer, READER_UUID), as_(issuer, "reader-a")
+    r = await http.get(f"/workitems/{read_uid(1, study)}", headers=uuid_reader)
+    assert r.status_code == 200, r.text
+    [performer] = r.json()[0]["00404034"]["Value"][0]["00404009"]["Value"]
+    assert performer["00080119"]["Value"] == [READER_UUID] and "00080100" not in performer
+    r, _ = await claim(http, other, read_uid(1, study))
+    assert r.status_code == 403, r.text  # not its performer
+    r, _ = await claim(http, uuid_reader, read_uid(1, study))
+    assert r.status_code == 200, r.text  # the named claim: the guard's check
+    later = uid()
+    await stow(http, issuer, later)
+    r = await http.post("/workitems/claim", headers={**DICOM_JSON, **other})
+    assert r.status_code == 204, r.text  # reader-a is the performer of neither read
+    r = await http.post("/workitems/claim", headers={**DICOM_JSON, **uuid_reader})
+    assert r.status_code == 200, r.text  # claim-next (the claimable SQL) finds its pre-assigned read
+    assert r.json()[0]["00080018"]["Value"] == [read_uid(1, later)]

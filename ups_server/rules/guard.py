@@ -1,7 +1,8 @@
 """Claim guards: policies the rules plug into the UPS core (``UPSService.claim_guards``).
 
 ``PerformerGuard``: a workitem made by a rule with ``performer_only`` may be claimed only by one
-of its Scheduled Human Performers (requester == Human Performer Code Value).
+of its Scheduled Human Performers (requester == Human Performer Code Value, or Long Code Value:
+a subject beyond 16 characters).
 
 ``DistinctReaderGuard`` (double reading): the workitems of one read group of a study (the
 ``read`` pair) go to distinct readers (unless the rule's group says ``distinct_readers: false``). The claim records the reader; the partial unique index
@@ -28,9 +29,13 @@ READER_HOLDS_OTHER_READ = PolicyOutcome("READER_HOLDS_OTHER_READ", 0x0124, _HOLD
                                         (409, _HOLDS_OTHER_READ))
 
 
+_VALUE_TAGS = (t.CODE_VALUE, t.LONG_CODE_VALUE)
+
+
 def performer_codes(ds: dict[str, Any]) -> list[str]:
-    return [str(first(code, t.CODE_VALUE)) for p in items(ds, t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE)
-            for code in items(p, t.HUMAN_PERFORMER_CODE_SEQUENCE) if first(code, t.CODE_VALUE)]
+    """The Code Values and Long Code Values of the Scheduled Human Performers."""
+    return [str(first(code, tag)) for p in items(ds, t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE)
+            for code in items(p, t.HUMAN_PERFORMER_CODE_SEQUENCE) for tag in _VALUE_TAGS if first(code, tag)]
 
 
 _PERFORMER_ONLY = select(rule_workitems.c.performer_only).where(  # built once
@@ -53,9 +58,9 @@ class PerformerGuard:
                                          rule_workitems.c.performer_only))
         if not requester:
             return not_(restricted)
-        mine = workitems.c.dataset.contains({t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE: {"Value": [
-            {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"Value": [{t.CODE_VALUE: {"Value": [requester]}}]}}]}})
-        return or_(not_(restricted), mine)
+        mine = [workitems.c.dataset.contains({t.SCHEDULED_HUMAN_PERFORMERS_SEQUENCE: {"Value": [
+            {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"Value": [{tag: {"Value": [requester]}}]}}]}}) for tag in _VALUE_TAGS]
+        return or_(not_(restricted), *mine)
 
     def claim_columns(self, requester: str | None) -> dict[str, Any]:
         return {}

@@ -15,15 +15,21 @@ PERSON_SCHEME = "99OIDC"  # coding scheme of the Actual Human Performer codes: t
 _CODE_VALUE_MAX = 16  # SH
 
 
+def code_value(value: str) -> JsonDataset:
+    """The Code Value (SH) of a code item, or its Long Code Value (UC) beyond 16 characters (a
+    Keycloak subject is a 36-character UUID)."""
+    if len(value) <= _CODE_VALUE_MAX:
+        return {t.CODE_VALUE: element("SH", value)}
+    return {t.LONG_CODE_VALUE: element("UC", value)}
+
+
 def name_performer(ds: JsonDataset, subject: str, display_name: str | None) -> None:
     """Set the Actual Human Performers Sequence of ``ds``'s first performed procedure item (in
     place); nothing when the dataset has no UPS Performed Procedure Sequence yet."""
     performed = items(ds, t.UPS_PERFORMED_PROCEDURE_SEQUENCE)
     if not performed:
         return
-    short = len(subject) <= _CODE_VALUE_MAX
-    code = {t.CODE_VALUE if short else t.LONG_CODE_VALUE: element("SH" if short else "UC", subject),
-            t.CODING_SCHEME_DESIGNATOR: element("SH", PERSON_SCHEME),
+    code = {**code_value(subject), t.CODING_SCHEME_DESIGNATOR: element("SH", PERSON_SCHEME),
             t.CODE_MEANING: element("LO", (display_name or subject)[:64])}
     person = {t.HUMAN_PERFORMER_CODE_SEQUENCE: {"vr": "SQ", "Value": [code]}}
     if display_name:

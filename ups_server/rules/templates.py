@@ -24,6 +24,7 @@ from ..dicom.tags import (
 from ..ups import tags as t
 from .model import SPECIAL_SUBJECTS, Code, WorkitemTemplate
 from .paths import first_value, parse_path
+from .performer import code_value
 
 PATIENT_TAGS = (t.PATIENT_NAME, t.PATIENT_ID, t.ISSUER_OF_PATIENT_ID,
                 t.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE,
@@ -47,7 +48,7 @@ def render(template: str, ds: JsonDataset, extra: dict[str, str] | None = None) 
 
 
 def code_item(code: Code) -> JsonDataset:
-    item = {t.CODE_VALUE: element("SH", code.value), t.CODING_SCHEME_DESIGNATOR: element("SH", code.scheme)}
+    item = {**code_value(code.value), t.CODING_SCHEME_DESIGNATOR: element("SH", code.scheme)}
     item[t.CODE_MEANING] = element("LO", code.meaning or code.value)
     return item
 
