@@ -103,10 +103,7 @@ def main() -> int:
             proc, _, dimse = harness.start_orthanc(tmp, log)
             procs.append(proc)
             orthanc = measure(tmp, "orthanc", dimse, "ORTHANC", [proc.pid], n)
-            result["orthanc_per_s"] = orthanc["per_s"]
-            result["orthanc_cpu_ms_per_instance"] = orthanc["cpu_ms_per_instance"]
-            result["orthanc_load_average"] = orthanc["load_average"]
-            result["ratio_ups_over_orthanc"] = round(ups_run["per_s"] / orthanc["per_s"], 3)
+            harness.add_reference(result, ups_run, orthanc)
         print(json.dumps(result))
         return 0
     finally:

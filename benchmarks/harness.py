@@ -137,6 +137,14 @@ def stop(proc: subprocess.Popen | None) -> None:
         proc.kill()
 
 
+def add_reference(result: dict, ups_run: dict, reference: dict, name: str = "orthanc") -> None:
+    """The reference server's rate, CPU per instance and load beside ups-server's, and the ratio."""
+    result[f"{name}_per_s"] = reference["per_s"]
+    result[f"{name}_cpu_ms_per_instance"] = reference["cpu_ms_per_instance"]
+    result[f"{name}_load_average"] = reference["load_average"]
+    result[f"ratio_ups_over_{name}"] = round(ups_run["per_s"] / reference["per_s"], 3)
+
+
 def cpu_seconds(pids: list[int], tree: bool = False) -> float:
     """User + system CPU seconds of ``pids`` (and, with ``tree``, of all their descendants, the ones
     that have exited too: a PostgreSQL backend closed by the client's pool is reaped by the postmaster,

@@ -131,10 +131,7 @@ def main() -> int:
             proc, orthanc_http, _ = harness.start_orthanc(tmp, log)
             procs.append(proc)
             orthanc = measure(tmp, "orthanc", orthanc_http, [proc.pid], n, args.processes)
-            result["orthanc_per_s"] = orthanc["per_s"]
-            result["orthanc_cpu_ms_per_instance"] = orthanc["cpu_ms_per_instance"]
-            result["orthanc_load_average"] = orthanc["load_average"]
-            result["ratio_ups_over_orthanc"] = round(ups_run["per_s"] / orthanc["per_s"], 3)
+            harness.add_reference(result, ups_run, orthanc)
         print(json.dumps(result))
         return 0
     finally:
