@@ -35,6 +35,7 @@ from .config import Settings
 from .db import migrate
 from .db.engine import Database
 from .db.supervisor import EmbeddedSupervisor
+from .events.tasks import wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,7 @@ class Workers:
             for index in range(len(self.processes)):
                 self._spawn(index, sock)
             while not self.stopping.is_set():
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), CHECK_SECONDS)
-                except TimeoutError:
+                if not await wait_or_timeout(self.stopping, CHECK_SECONDS):
                     self._replace_dead(sock)
         finally:
             await asyncio.to_thread(self._stop_all)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 
 from ..db.engine import asyncpg_dsn
 from .outbox import CHANNEL
-from .tasks import cancel
+from .tasks import cancel, wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,7 @@ class Notifier:
                 self.listening.set()
                 self.wake()  # catch up on anything committed while not listening
                 while not lost.is_set() and not conn.is_closed():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 10)
-                    if not lost.is_set():
+                    if not await wait_or_timeout(lost, 10):
                         await conn.execute("SELECT 1")  # notice a dead connection
                 log.warning("event LISTEN connection closed; reconnecting")
             except asyncio.CancelledError:

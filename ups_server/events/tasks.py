@@ -11,14 +11,15 @@ from ..db.faults import database_unavailable
 
 log = logging.getLogger(__name__)
 
+CANCEL_RETRY_SECONDS = 1.0
+
 
 async def run_when_woken(wake: asyncio.Event, step: Callable[[], Awaitable[None]], poll_seconds: float,
                          what: str) -> None:
     """Run ``step`` whenever ``wake`` is set, and at least every ``poll_seconds``; a failing
     step is logged and run again a second later."""
     while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), poll_seconds)
+        await wait_or_timeout(wake, poll_seconds)
         wake.clear()
         try:
             await step()
@@ -31,11 +32,30 @@ async def run_when_woken(wake: asyncio.Event, step: Callable[[], Awaitable[None]
             wake.set()
 
 
+async def wait_or_timeout(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` have passed; True if it is set.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation that arrives as the awaited
+    event is set (it returns the result instead), so a loop around it outlives ``cancel()``."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
+
+
 async def cancel(*tasks: asyncio.Task | None) -> None:
-    """Cancel the tasks and wait until they have ended (what they raise is not re-raised)."""
+    """Cancel the tasks and wait until they have ended (what they raise is not re-raised).
+
+    A task that swallows its cancellation (a library catching it) is cancelled again, each second,
+    with a warning naming it, rather than waited for forever."""
     running = [task for task in tasks if task is not None]
     for task in running:
         task.cancel()
     for task in running:
+        while not task.done():
+            await asyncio.wait([task], timeout=CANCEL_RETRY_SECONDS)
+            if not task.done():
+                log.warning("task %s did not end when cancelled; cancelling it again", task.get_name())
+                task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+            task.result()
