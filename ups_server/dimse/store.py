@@ -1,4 +1,5 @@
-"""C-ECHO and C-STORE handlers: C-STORE hands the instance to ``services.ingest``."""
+"""C-ECHO and C-STORE handlers: C-STORE hands the instance as received (its File Meta and the
+dataset's bytes, not decoded here) to ``services.ingest``, which parses it once and writes those bytes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from pynetdicom.events import Event
 from ..auth.principal import INGEST
 from ..db.faults import database_unavailable
 from ..dicom.statuses import Storage, Verification
-from ..ingest.model import IngestError
-from ..ingest.parse import DEFLATED, check_deflated
 
 if TYPE_CHECKING:
     from .server import DimseServer
@@ -48,22 +47,13 @@ def make_store_handler(dimse: DimseServer):
                         ", ".join(sorted(principal.roles)) or "none")
             return _failure(Storage.NOT_AUTHORIZED, "not authorized to store: no ingest role")
         sop_uid = _affected_sop_instance(event)  # from the command set: a corrupt dataset cannot break it
+        try:  # the instance as received (File Meta + the dataset's bytes): not decoded here, never re-encoded
+            data = event.encoded_dataset()
+        except Exception as exc:  # noqa: BLE001 - e.g. File Meta that cannot be encoded from the command set
+            log.warning("C-STORE: cannot read the dataset: %s", exc)
+            return _failure(Storage.CANNOT_UNDERSTAND, f"cannot read the dataset: {exc}")
         try:
-            if event.context.transfer_syntax == DEFLATED:  # pynetdicom would inflate it whole
-                raw = event.request.DataSet
-                raw.seek(0)
-                check_deflated(raw, raw.getbuffer().nbytes, ingest.inflate)
-                raw.seek(0)
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-        except IngestError as exc:
-            log.info("C-STORE %s from %s refused: %s", sop_uid, requestor.ae_title, exc.reason)
-            return _failure(exc.status, exc.reason)
-        except Exception as exc:  # noqa: BLE001 - an undecodable dataset is answered, not raised
-            log.warning("C-STORE: cannot decode the dataset: %s", exc)
-            return _failure(Storage.CANNOT_UNDERSTAND, f"cannot decode the dataset: {exc}")
-        try:
-            dimse.bridge.call(ingest.store(ds, source_ae=requestor.ae_title, source_host=requestor.address,
+            dimse.bridge.call(ingest.store(data, source_ae=requestor.ae_title, source_host=requestor.address,
                                            receiving_ae=event.assoc.acceptor.ae_title))
         except ValueError as exc:  # IngestError: refused for a stated reason, with its status
             reason = getattr(exc, "reason", None) or str(exc)
