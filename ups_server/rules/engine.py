@@ -13,8 +13,8 @@ appending to that workitem takes the row lock after the study lock - one key wou
 
 from __future__ import annotations
 
-import copy
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,14 +32,14 @@ from ..dicom.uids import name_based_uid, new_uid
 from ..ingest.model import StoredInstance
 from ..metrics import RULE_EFFECTS
 from ..ups import tags as t
-from ..ups.attributes import CANCELED, COMPLETED, SCHEDULED
+from ..ups.attributes import CANCELED, COMPLETED
 from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change, UPSService
 from .conditions import all_hold
 from .guard import membership
 from .model import READ_GROUP, RECEIVING_AE, SENDING_AE, SENDING_HOST, OnCompletedRule, OnStoreRule, RuleSet
 from .paths import resolve
-from .templates import add_reference, build_workitem, input_item, outputs_of, render
+from .templates import add_reference, build_workitem, input_item, outputs_of, render, study_inputs
 
 log = logging.getLogger(__name__)
 
@@ -106,28 +106,26 @@ class RuleEngine:
 
     async def _apply_store_plan(self, conn: AsyncConnection, plan: list[tuple[OnStoreRule, str, list[StoredInstance]]],
                                 effects: Effects) -> None:
-        """The fast path of a whole plan: the workitems that "append" rules name and that exist
-        already (the common case: later instances of a study) are locked in one statement (in UID
-        order), written in one and audited in one; the others go through ``_apply_store_rule``."""
-        appending = sorted({uid for rule, uid, _ in plan if rule.workitem.input_information == "append"})
-        rows = {}
-        if appending:
-            stmt = select(workitems).where(any_of(workitems.c.uid, appending)).order_by(workitems.c.uid)
-            rows = {row["uid"]: dict(row) for row in (await conn.execute(stmt.with_for_update())).mappings()}
-        amended, audited = [], []
+        """The fast path of a whole plan: the workitems that "append" rules name (the common case:
+        later instances of a study, their reads SCHEDULED) get their references in one statement
+        that reads no dataset back (``UPSService.append_inputs_in``), audited in one; the others
+        (absent, no longer SCHEDULED, already referencing an instance, other rules) go through
+        ``_apply_store_rule``."""
+        named = Counter(uid for _, uid, _ in plan)
+        appends = {uid: study_inputs(group[0].study_uid, [(i.series_uid, i.sop_class_uid, i.sop_instance_uid)
+                                                          for i in group], self.retrieve_ae, self.retrieve_url)
+                   for rule, uid, group in plan
+                   if rule.workitem.input_information == "append" and named[uid] == 1
+                   and all(i.study_uid == group[0].study_uid for i in group)}
+        appended = await self.ups.append_inputs_in(conn, appends)
+        audited = []
         for rule, uid, group in plan:
-            row = rows.get(uid)
-            if row is None or rule.workitem.input_information != "append":
+            if uid not in appended:
                 await self._apply_store_rule(conn, rule, uid, group, effects)
                 continue
-            ds = self._add_all(_input_copy(row["dataset"]), group) if row["state"] == SCHEDULED else None
-            if ds is None:
-                continue  # already referenced, or no longer SCHEDULED: not changed
-            amended.append((row, ds, {}))
             effects.appended.append(uid)
             RULE_EFFECTS.labels(rule.id, "appended").inc()
             audited.append((rule.id, "U", uid, group[0].study_uid, audit_hooks.APPENDED))
-        await self.ups.amend_many_in(conn, amended)
         await audit_hooks.rule_effects(conn, audited)
 
     def _add_all(self, ds: JsonDataset, group: list[StoredInstance]) -> JsonDataset | None:
@@ -290,16 +288,6 @@ def store_plan(rules: list[OnStoreRule], insts: list[StoredInstance]
             uid = name_based_uid(render(tpl.uid, inst.metadata, present(special))) if tpl.uid else new_uid()
             plan.setdefault((rule.id, uid), (rule, uid, []))[2].append(inst)
     return list(plan.values())
-
-
-def _input_copy(ds: JsonDataset) -> JsonDataset:
-    """A copy of a stored workitem's dataset that appending references (and setting the modification
-    time) may change while the original stays as read: the top level and the Input Information
-    Sequence are copied, the other elements (never changed here) shared."""
-    out = dict(ds)
-    if t.INPUT_INFORMATION_SEQUENCE in out:
-        out[t.INPUT_INFORMATION_SEQUENCE] = copy.deepcopy(out[t.INPUT_INFORMATION_SEQUENCE])
-    return out
 
 
 def any_of(column, values: list[str]) -> ColumnElement[bool]:

@@ -25,6 +25,7 @@ from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.datetime import format_dt
 from ..dicom.query import Query
 from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION, UPS_PUSH, is_valid_uid, new_uid
+from . import inputs
 from . import tags as t
 from .attributes import (
     CANCELED,
@@ -339,6 +340,15 @@ class UPSService:
             Change("updated", row["uid"], SCHEDULED, ds, previous=row["dataset"], row={**row, **cols})
             for (row, ds, _), cols in zip(amended, columns, strict=True)])
         return [row["uid"] for row, _, _ in amended]
+
+    async def append_inputs_in(self, conn: AsyncConnection, appends: dict[str, list[JsonDataset]]) -> set[str]:
+        """SCP-side: Input Information items (one per study and series) appended to SCHEDULED
+        workitems in ``conn``'s transaction, in one statement that sends no dataset (``inputs.py``:
+        what it leaves alone). Listeners see "updated". The UIDs written."""
+        rows = await inputs.append_inputs(conn, appends)
+        await self.notify_many(conn, [Change("updated", row["uid"], SCHEDULED, row["dataset"], previous=row.pop("previous"),
+                                             row=row) for row in rows])
+        return {row["uid"] for row in rows}
 
     # ---- change state ---------------------------------------------------------------------
 
