@@ -5,7 +5,7 @@ workitems with COPY straight into the ``workitems`` table (not through the API: 
 builds the indexes and VACUUM ANALYZEs, then times ``GET /workitems`` for each query below, ``--repeat`` times each, with
 ``limit=20``: the first page, the next page by ``offset=20`` and the next page by the keyset token of the first
 page's ``Link`` header (``after=``). Beside the times (which load distorts) it reports what load does not: the
-shared buffers (hit + read) and database ms of the statements the server runs for that page (the page, and the
+shared buffers (hit + read) and database ms of the one statement the server runs for that page (the page, and the
 count of the matches after it when there are any), from EXPLAIN (ANALYZE, BUFFERS) of the same SQL:
 
 - ``state_label``: Procedure Step State + Worklist Label
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 
 from ups_server.dicom.query import parse_http_query
-from ups_server.ups.search import count_statement, page_statement, where_clause
+from ups_server.ups.search import page_statement, where_clause
 from ups_server.web import paging
 
 CHUNK = 50_000
@@ -147,14 +147,12 @@ def percentile(values: list[float], p: int) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[p - 1] * 1000, 2)
 
 
-async def explain(db: asyncpg.Connection, stmt: Any, show: str | None) -> dict[str, Any]:
-    """EXPLAIN (ANALYZE, BUFFERS) of ``stmt`` as the server runs it (a plan for its values):
+async def explain(db: asyncpg.Connection, sql: str, show: str | None) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) of ``sql`` (the statement as the server runs it, its values in the text):
     shared buffers hit + read, execution ms; the text plan to stderr when ``show`` names it."""
-    compiled = stmt.compile(dialect=postgresql.asyncpg.dialect())
-    args = [compiled.params[k] for k in compiled.positiontup]
-    plan = json.loads(await db.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + compiled.string, *args))[0]
+    plan = json.loads(await db.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql))[0]
     if show:
-        text = await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + compiled.string, *args)
+        text = await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql)
         print(f"--- {show}\n" + "\n".join(r[0] for r in text), file=sys.stderr)
     top = plan["Plan"]
     return {"buffers": top["Shared Hit Blocks"] + top["Shared Read Blocks"],
@@ -163,19 +161,14 @@ async def explain(db: asyncpg.Connection, stmt: Any, show: str | None) -> dict[s
 
 async def statements_cost(db: asyncpg.Connection, params: dict[str, str], offset: int, after: str | None,
                           show: str | None) -> dict[str, Any]:
-    """Buffers and database ms of the statements GET /workitems runs for one page: the page (its
+    """Buffers and database ms of the one statement GET /workitems runs for one page: the page (its
     keys, then their datasets) and, when matches follow it, the count of those (the Warning)."""
     query = parse_http_query(list(params.items()))
-    where = where_clause(query)
     seq = None if after is None else paging.position(after, query)
-    page = page_statement(where, after=seq, offset=offset, limit=PAGE)
-    compiled = page.compile(dialect=postgresql.asyncpg.dialect())
-    rows = await db.fetch(compiled.string, *[compiled.params[k] for k in compiled.positiontup])
-    cost = {"page": await explain(db, page, show and f"{show} page")}
-    if len(rows) > PAGE:
-        cost["count"] = await explain(db, count_statement(where, rows[PAGE - 1]["seq"]), show and f"{show} count")
-    return {"buffers": sum(c["buffers"] for c in cost.values()), "db_ms": round(sum(c["ms"] for c in cost.values()), 2),
-            **{f"{k}_buffers": c["buffers"] for k, c in cost.items()}}
+    page = page_statement(where_clause(query), after=seq, offset=offset, limit=PAGE, count=True)
+    sql = page.compile(dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True}).string
+    cost = await explain(db, sql, show)
+    return {"buffers": cost["buffers"], "db_ms": cost["ms"]}
 
 
 async def measure(url: str, socket_dir: str, server_pids: list[int], repeat: int, show: bool) -> dict[str, Any]:

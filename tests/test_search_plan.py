@@ -18,9 +18,9 @@ from ups_server.ups.search import page_statement, where_clause
 async def plan(server, params: list[tuple[str, str]], stmt=None) -> str:
     stmt = select(workitems.c.uid).where(where_clause(parse_http_query(params))) if stmt is None else stmt
     async with server.database.engine.connect() as conn:
-        compiled = stmt.compile(dialect=conn.dialect)
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
         args = tuple(json.dumps(v) if isinstance(v, dict) else v
-                     for v in (compiled.params[k] for k in compiled.positiontup))
+                     for v in (compiled.params[k] for k in compiled.positiontup or ()))
         await conn.execute(text("SET LOCAL enable_seqscan = off"))  # tiny test tables: force the choice
         rows = (await conn.exec_driver_sql("EXPLAIN " + compiled.string, args)).all()
     return "\n".join(r[0] for r in rows)

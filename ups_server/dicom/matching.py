@@ -8,7 +8,8 @@ exact value on an array column's path matches on that column alone (``col @> ARR
 narrow GIN index); with more keys in its items the column narrows the rows and the dataset decides.
 Everything else matches in the JSONB dataset: ``jsonb_path_exists`` with the values passed as
 jsonpath variables (the path itself holds only validated hex tags and escaped regex literals), plus
-a ``@>`` containment of the exact values so that a GIN index (jsonb_path_ops) narrows the rows. Used by
+a ``@>`` containment of the exact values so that a GIN index (jsonb_path_ops) narrows the rows.
+Values are SQL literals in the statement's text, not parameters (``literal_value``). Used by
 UPS search / C-FIND / claim-next / filtered subscriptions (``ups/search.py``) and QIDO-RS
 (``ingest/catalog.py``).
 """
@@ -19,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, literal, true
+from sqlalchemy import ColumnElement, Text, and_, bindparam, cast, func, true
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, JSONPATH, array
 
 from .datetime import parse_dt
@@ -44,6 +45,16 @@ class Target:
 
 _NUMERIC_VRS = ("DS", "FD", "FL", "IS", "SL", "SS", "SV", "UL", "US", "UV")
 
+
+def literal_value(value: Any, type_: Any = None) -> Any:
+    """A key's value as an SQL literal, rendered (quoted by SQLAlchemy) into the statement's text when
+    it runs, not sent as a parameter: PostgreSQL then plans each search for its values (a LIKE prefix
+    reaches its index only as a constant; a range's width decides between indexes), where a prepared
+    statement's plan made for any value, which it falls back to after five runs, scanned the table
+    (a name prefix: 2 s at 1M workitems). The same search repeats the same text: its prepared
+    statement and plan are reused."""
+    return bindparam(None, value, type_=type_, literal_execute=True, expanding=isinstance(value, list))
+
 # ---- matching -----------------------------------------------------------------------------
 
 
@@ -59,29 +70,29 @@ def _like_pattern(value: str) -> str:
 
 def _column_match(col: Any, kind: str, m: Match) -> ColumnElement[bool]:
     if len(m.values) > 1:  # List of UID
-        return col.in_(m.values)
+        return col.in_(literal_value(m.values, col.type))
     value = m.values[0]
     if kind == "dt":
         ends = split_range("DT", value)
         low, high = ends if ends is not None else (value, value)
         conds = []
         if low:
-            conds.append(col >= parse_dt(low))
+            conds.append(col >= literal_value(parse_dt(low), col.type))
         if high:
-            conds.append(col <= parse_dt(high, upper=True))
+            conds.append(col <= literal_value(parse_dt(high, upper=True), col.type))
         return and_(*conds)
     if kind == "da":
         ends = split_range("DA", value)
         if ends is None:
-            return col == value
-        return and_(*([col >= ends[0]] if ends[0] else []), *([col <= ends[1]] if ends[1] else []))
+            return col == literal_value(value)
+        return and_(*([col >= literal_value(ends[0])] if ends[0] else []), *([col <= literal_value(ends[1])] if ends[1] else []))
     if kind == "pn":  # PN matching is case-insensitive
         if _has_wildcard(m.vr, value):
-            return func.lower(col).like(_like_pattern(value).lower(), escape="\\")
-        return func.lower(col) == value.lower()
+            return func.lower(col).like(literal_value(_like_pattern(value).lower()), escape="\\")
+        return func.lower(col) == literal_value(value.lower())
     if _has_wildcard(m.vr, value):
-        return col.like(_like_pattern(value), escape="\\")
-    return col == value
+        return col.like(literal_value(_like_pattern(value)), escape="\\")
+    return col == literal_value(value)
 
 
 def _regex_literal(value: str, whole: bool = True) -> str:
@@ -170,7 +181,7 @@ def _sequence_match(m: Match, target: Target) -> ColumnElement[bool]:
     """A sequence key: on an array column where its keys allow, else (or also) in the dataset."""
     leaves = _leaves(m)
     narrowing = [
-        target.arrays[path].contains(cast(array([key.values[0]]), ARRAY(Text)))
+        target.arrays[path].contains(cast(array([literal_value(key.values[0])]), ARRAY(Text)))
         for path, key in leaves
         if path in target.arrays and _containment(key) is not None and len(key.values[0]) <= target.array_text_max
     ]
@@ -186,13 +197,13 @@ def _json_match(dataset: Any, m: Match) -> ColumnElement[bool]:
         return true()
     exists = func.jsonb_path_exists(
         dataset,
-        cast(literal(f"$ ? ({cond})"), JSONPATH),
-        cast(literal(json.dumps(builder.vars)), JSONB),
+        cast(literal_value(f"$ ? ({cond})"), JSONPATH),
+        cast(literal_value(json.dumps(builder.vars)), JSONB),
     )
     doc = _containment(m)
     if doc is None:
         return exists
-    return and_(dataset.contains(cast(literal(json.dumps({m.tag: doc})), JSONB)), exists)
+    return and_(dataset.contains(cast(literal_value(json.dumps({m.tag: doc})), JSONB)), exists)
 
 
 def key_clause(m: Match, target: Target) -> ColumnElement[bool]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.tables import INDEXED_TEXT_MAX, SEQUENCE_VALUE_COLUMNS, workitems
 from ..dicom.dataset import JsonDataset, vr_of
-from ..dicom.matching import Target, key_clause
+from ..dicom.matching import Target, key_clause, literal_value
 from ..dicom.query import Match, Query
 from ..dicom.tags import SPECIFIC_CHARACTER_SET, TRANSACTION_UID
 from . import tags as t
@@ -94,25 +94,30 @@ class Page:
     last: int | None
 
 
-def page_statement(where: ColumnElement[bool], *, after: int | None, offset: int, limit: int | None) -> Select:
+def page_statement(where: ColumnElement[bool], *, after: int | None, offset: int, limit: int | None,
+                   count: bool = False) -> Select:
     """The page's rows (seq, dataset) in creation order, one more than ``limit`` (to tell whether
-    matches follow). The keys are found first (an index-only scan where the worklist index covers
-    the keys), then only the page's datasets are read from the table: a JSONB dataset is a heap
-    page of its own, and a filter walking rows in seq order would read one per row it passes."""
+    matches follow), in one statement (one round trip). The keys are found first (an index-only scan
+    where the worklist index covers the keys), then only the page's datasets are read from the table:
+    a JSONB dataset is a heap page of its own, and a filter walking rows in seq order would read one
+    per row it passes. With ``count`` (and a ``limit``), each row also holds ``remaining``: how many
+    matches follow the page's ``limit``-th row (0 when the page has fewer rows; evaluated once, and
+    only when the page has rows). ``after``, ``offset`` and ``limit`` are literals, as the keys' values
+    (``literal_value``): the statement is planned for them."""
     keys = select(workitems.c.seq).where(where)
     if after is not None:
-        keys = keys.where(workitems.c.seq > after)
-    keys = keys.order_by(workitems.c.seq).offset(offset)
+        keys = keys.where(workitems.c.seq > literal_value(after))
+    keys = keys.order_by(workitems.c.seq).offset(literal_value(offset))
     if limit is not None:
-        keys = keys.limit(limit + 1)
-    page = keys.subquery("page")
-    return (select(workitems.c.seq, workitems.c.dataset)
-            .join_from(page, workitems, workitems.c.seq == page.c.seq).order_by(page.c.seq))
-
-
-def count_statement(where: ColumnElement[bool], after: int) -> Select:
-    """How many rows match after ``after`` (the page's last seq)."""
-    return select(func.count()).select_from(workitems).where(where, workitems.c.seq > after)
+        keys = keys.limit(literal_value(limit + 1))
+    page = keys.cte("page")
+    columns: list[Any] = [workitems.c.seq, workitems.c.dataset]
+    if count and limit:
+        last = select(page.c.seq).order_by(page.c.seq).offset(literal_value(limit - 1)).limit(literal_value(1))
+        columns.append(select(func.count()).select_from(workitems)
+                       .where(where, workitems.c.seq > last.scalar_subquery()).correlate(None)
+                       .scalar_subquery().label("remaining"))
+    return select(*columns).join_from(page, workitems, workitems.c.seq == page.c.seq).order_by(page.c.seq)
 
 
 async def search(engine: AsyncEngine, query: Query, *, offset: int = 0, limit: int | None = None,
@@ -120,22 +125,19 @@ async def search(engine: AsyncEngine, query: Query, *, offset: int = 0, limit: i
     """The matching workitems in creation order after ``after`` (a previous page's ``last``) and
     ``offset`` more, at most ``limit``, shaped as the query asks (C-FIND: the keys only; Search: the
     return keys too); with ``count``, how many matches follow the page; ``within``: what the caller
-    may see (None: everything)."""
+    may see (None: everything). One statement (``page_statement``)."""
     where = where_clause(query)
     if within is not None:
         where = and_(where, within)
     rows: list[Any] = []
     remaining: int | None = 0
-    async with engine.connect() as conn:
-        # Plan each search for its values: a plan made once for any value (what a prepared
-        # statement falls back to after five runs) picks indexes for average selectivities, e.g.
-        # a start date range over a BitmapAnd that reads 4x the pages (EXPLAIN in benchmarks/search.py).
-        await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-        if limit != 0:
-            rows = list((await conn.execute(page_statement(where, after=after, offset=offset, limit=limit))).all())
-        if limit is not None and len(rows) > limit:
-            rows = rows[:limit]
-            remaining = (await conn.execute(count_statement(where, rows[-1].seq))).scalar_one() if count else None
+    if limit != 0:
+        async with engine.connect() as conn:
+            rows = list((await conn.execute(
+                page_statement(where, after=after, offset=offset, limit=limit, count=count))).all())
+    if limit is not None and len(rows) > limit:
+        remaining = rows[0].remaining if count else None
+        rows = rows[:limit]
     last = rows[-1].seq if rows and remaining != 0 else None
     datasets = [r.dataset for r in rows]
     if query.keys_are_returned:
