@@ -21,7 +21,7 @@ restricted, except by a worklists claim. For the others:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, literal, not_, or_, select, true
@@ -115,10 +115,17 @@ def visible(principal: Principal) -> ColumnElement[bool] | None:
 
 
 def claimable(principal: Principal) -> ColumnElement[bool] | None:
-    """SQL over ``workitems``: the SCHEDULED ones ``principal`` may claim (None: no restriction)."""
+    """SQL over ``workitems``: the SCHEDULED ones ``principal`` may claim (None: no restriction);
+    it depends on ``claim_scope(principal)`` only."""
     if unrestricted(principal):
         return None
     return and_(_in_worklists(principal), _claim_role_ok(principal))
+
+
+def claim_scope(principal: Principal) -> tuple[bool, tuple[str, ...], frozenset[str] | None]:
+    """All that ``claimable`` reads of the principal: admin without worklists, the claim roles,
+    the worklists."""
+    return unrestricted(principal), claim_roles(principal), principal.worklists
 
 
 async def check_claim(conn: Any, principal: Principal, row: dict[str, Any]) -> None:
@@ -208,6 +215,9 @@ class AccessPolicy:
 
     def claimable(self, principal: Principal | None) -> ColumnElement[bool] | None:
         return None if principal is None else claimable(principal)
+
+    def claim_scope(self, principal: Principal | None) -> Hashable:
+        return None if principal is None else claim_scope(principal)
 
     def performed(self, principal: Principal | None, ds: dict[str, Any]) -> None:
         if principal is not None and principal.authenticated and principal.subject:

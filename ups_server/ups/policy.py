@@ -11,6 +11,7 @@ itself: rules, tools), which nothing restricts. ``OPEN_ACCESS`` is the core's ow
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from enum import Enum
 from typing import Any, Protocol
 
@@ -51,6 +52,11 @@ class AccessPolicy(Protocol):
     def claimable(self, principal: Any) -> ColumnElement[bool] | None:
         """SQL over ``workitems``: the SCHEDULED ones ``principal`` may claim (None: all)."""
 
+    def claim_scope(self, principal: Any) -> Hashable:
+        """What ``claimable(principal)`` depends on (equal scopes: the same SQL), so that a statement
+        built with it is reused for every principal of that scope whatever else tells them apart
+        (subject, client address)."""
+
     def performed(self, principal: Any, ds: JsonDataset) -> None:
         """Complete the dataset of an update or completion with who performed it (in place)."""
 
@@ -72,6 +78,9 @@ class OpenAccess:
         return None
 
     def claimable(self, principal: Any) -> ColumnElement[bool] | None:
+        return None
+
+    def claim_scope(self, principal: Any) -> Hashable:
         return None
 
     def performed(self, principal: Any, ds: JsonDataset) -> None:

@@ -47,7 +47,7 @@ from .states import CHANGE_STATE, REQUEST_CANCEL, UPDATE, Action, Txn, compare_t
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKLIST_LABEL = "UPS_SERVER"
-CLAIM_STATEMENTS = 512  # claim-next statements kept built, by (query, principal, requester)
+CLAIM_STATEMENTS = 512  # claim-next statements kept built, by (query, claim scope, requester, reader)
 READER_SCHEME = "99UPS_READER"  # coding scheme of a reader named as Human Performer Code (reassign)
 
 
@@ -129,7 +129,7 @@ class UPSService:
         # SQL over the written workitem row that listeners read from ``Change.row``: the UPDATE of a
         # change returns it, which saves each listener a query of its own
         self.row_columns: dict[str, ColumnElement[Any]] = {}
-        self._claim_statements: dict[tuple[Any, ...], Any] = {}  # claim-next's, by (query, principal, ...)
+        self._claim_statements: dict[tuple[Any, ...], Any] = {}  # claim-next's, by (query, claim scope, ...)
 
     def add_listener(self, listener: Listener, many: ManyListener | None = None,
                      row_columns: dict[str, ColumnElement[Any]] | None = None) -> None:
@@ -515,9 +515,10 @@ class UPSService:
         """``UPDATE workitems SET <claim> WHERE uid = (SELECT uid ... FOR UPDATE SKIP LOCKED LIMIT 1)
         RETURNING *``: SCHEDULED -> IN PROGRESS (Table CC.1.1-2: a claim needs no more than the
         state SCHEDULED, which the pick requires) in the dataset too; the Transaction UID is the
-        parameter ``claim_txn``. Built once per (query, principal, requester) and kept (the last
-        ``CLAIM_STATEMENTS``): building it cost more Python time than executing it."""
-        key = (repr(query.keys) if query is not None else None, principal, requester, reader,
+        parameter ``claim_txn``. Built once per (query, the policy's claim scope of the principal,
+        requester, reader) and kept (the last ``CLAIM_STATEMENTS``): building it cost more Python
+        time than executing it."""
+        key = (repr(query.keys) if query is not None else None, self.access.claim_scope(principal), requester, reader,
                *map(id, self.claim_guards), id(self.access), *self.row_columns)
         stmt = self._claim_statements.pop(key, None)
         if stmt is None:
