@@ -135,3 +135,17 @@ async def test_a_caller_arriving_as_the_last_batch_ends_is_served(engine, in_fli
         async with asyncio.timeout(30):  # in this task: no new task in between (as asyncio.wait_for makes)
             assert await group.run([item]) == [item.upper()]
     assert batches == [["a"], ["b"], ["c"]]
+
+
+@pytest.mark.parametrize("autocommit", [False, True])
+async def test_autocommit_work_runs_without_a_transaction_around_it(engine, autocommit):
+    """``autocommit``: each statement of the work is its own transaction (the upload records: no
+    BEGIN and COMMIT round trips); otherwise one transaction holds the work's statements."""
+    async def work(conn, items: list[str]) -> list[object]:
+        await conn.execute(text("INSERT INTO gc_items SELECT unnest(CAST(:items AS text[]))"), {"items": items})
+        xid = (await conn.execute(text("SELECT pg_current_xact_id_if_assigned()"))).scalar()
+        return [xid for _ in items]
+
+    [xid] = await GroupCommit(lambda: engine, work, autocommit=autocommit).run([uid()])
+    assert (xid is None) == autocommit  # the insert's transaction is over (autocommit), or still open
+    assert len(await _committed(engine)) == 1

@@ -44,11 +44,14 @@ Work = Callable[[AsyncConnection, list[T]], Awaitable[list[R]]]
 
 class GroupCommit(Generic[T, R]):
     """Runs ``work(conn, items)`` for the items of every caller waiting, in one transaction of
-    ``engine()``; ``work`` returns one result per item, in order."""
+    ``engine()``; ``work`` returns one result per item, in order. With ``autocommit`` the work is
+    ONE statement, its own transaction (no BEGIN and COMMIT round trips); it must be safe to run
+    again when its outcome is unknown (a lost connection is then a failure before the commit)."""
 
     def __init__(self, engine: Callable[[], AsyncEngine], work: Work, max_items: int = MAX_BATCH_ITEMS,
-                 in_flight: int = BATCHES_IN_FLIGHT):
+                 in_flight: int = BATCHES_IN_FLIGHT, autocommit: bool = False):
         self._engine = engine
+        self._autocommit = autocommit
         self._work = work
         self._max_items = max_items
         self._in_flight = in_flight
@@ -110,6 +113,8 @@ class GroupCommit(Generic[T, R]):
 
     async def _transaction(self, items: list[T]) -> list[R]:
         async with self._engine().connect() as conn:
+            if self._autocommit:
+                return await self._work(await conn.execution_options(isolation_level="AUTOCOMMIT"), items)
             transaction = await conn.begin()
             try:
                 results = await self._work(conn, items)

@@ -65,7 +65,7 @@ class IngestService:
         self.on_store: list[StoreHook] = []
         self.on_delete: list[DeleteHook] = []
         # concurrent stores share transactions: their upload records, then their index rows + rules
-        self._recording: GroupCommit[str, None] = GroupCommit(lambda: self.engine, uploads.record_in)
+        self._recording: GroupCommit[str, None] = GroupCommit(lambda: self.engine, uploads.record_in, autocommit=True)
         self._indexing: GroupCommit[index.NewInstance, tuple[bool, int]] = GroupCommit(
             lambda: self.engine, self._index_batch)
 

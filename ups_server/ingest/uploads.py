@@ -35,13 +35,14 @@ class UploadLost(RuntimeError):
 
 
 _KEYS = bindparam("keys", type_=ARRAY(Text))
-_RECORD = text("INSERT INTO blob_uploads (key) SELECT unnest(CAST(:keys AS TEXT[]))").bindparams(_KEYS)
+_RECORD = text("INSERT INTO blob_uploads (key) SELECT unnest(CAST(:keys AS TEXT[])) ON CONFLICT DO NOTHING"
+               ).bindparams(_KEYS)
 _SETTLE = text("DELETE FROM blob_uploads WHERE key = ANY(CAST(:keys AS TEXT[])) RETURNING key").bindparams(_KEYS)
 
 
 async def record_in(conn: AsyncConnection, keys: list[str]) -> list[None]:
     """Record ``keys`` as objects no row names (to be put, or to be removed) in ``conn``'s transaction,
-    in one statement (a ``GroupCommit`` work: one None per key)."""
+    in one statement that may run twice (a ``GroupCommit`` work, also in autocommit: one None per key)."""
     if keys:
         await conn.execute(_RECORD, {"keys": keys})
     return [None] * len(keys)
