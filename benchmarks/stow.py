@@ -4,13 +4,15 @@ package with its DICOMweb plugin (started as ``benchmarks/cstore.py`` starts it)
 
     python benchmarks/stow.py                        # 40 studies of 25 instances per server
     python benchmarks/stow.py --studies 80 --processes 4 --per-study 25
+    python benchmarks/stow.py --workers 2            # ups-server with two HTTP worker processes
 
 Each server gets its own fresh studies (bodies encoded once, before the clock starts) after a
 warm-up of one study per client process; each process sends its share one request at a time over
 one keep-alive connection. ups-server runs the bundled double-reading rules on every instance; the
 run checks that every study got its two read workitems. Besides instances/s it reports the CPU each
 server spent per instance (ups-server's processes, its PostgreSQL's, Orthanc's: less distorted by
-a loaded machine than the rates). Prints ONE JSON line.
+a loaded machine than the rates). With ``--workers N`` the clock starts once every worker answers:
+a worker still starting would count its start-up (imports) as CPU per instance. Prints ONE JSON line.
 """
 
 from __future__ import annotations
@@ -87,12 +89,14 @@ def send(url: str, directory: Path, processes: int) -> float:
     return elapsed
 
 
-def measure(tmp: Path, name: str, url: str, pids: list[int], n: int, processes: int) -> dict[str, Any]:
+def measure(tmp: Path, name: str, url: str, pids: list[int], n: int, processes: int, tree: bool) -> dict[str, Any]:
+    """``tree``: count the descendants of ``pids`` too (not for ups-server's ``server_pids()``, which
+    lists its worker processes already: counted twice, ``--workers 2`` looked twice as costly)."""
     send(url, tmp / f"load-{name}-warm", processes)
-    cpu = harness.cpu_seconds(pids, tree=True)
+    cpu = harness.cpu_seconds(pids, tree=tree)
     seconds = send(url, tmp / f"load-{name}", processes)
     return {"per_s": round(n / seconds, 1), "cpu_ms_per_instance": round(
-        (harness.cpu_seconds(pids, tree=True) - cpu) * 1000 / n, 2), "load_average": harness.load_average()}
+        (harness.cpu_seconds(pids, tree=tree) - cpu) * 1000 / n, 2), "load_average": harness.load_average()}
 
 
 def main() -> int:
@@ -100,6 +104,7 @@ def main() -> int:
     parser.add_argument("--studies", type=int, default=40, help="studies per server (default 40)")
     parser.add_argument("--per-study", type=int, default=25, help="instances per study and request (default 25)")
     parser.add_argument("--processes", type=int, default=4, help="client processes (default 4)")
+    parser.add_argument("--workers", type=int, default=1, help="ups-server HTTP worker processes (default 1)")
     parser.add_argument("--server-args", default="", help="extra `ups-server serve` arguments")
     parser.add_argument("--no-orthanc", action="store_true")
     args = parser.parse_args()
@@ -112,15 +117,16 @@ def main() -> int:
         for name in ("ups", "orthanc"):
             write_bodies(tmp / f"load-{name}-warm", args.processes, args.per_study)
             studies_of[name] = write_bodies(tmp / f"load-{name}", args.studies, args.per_study)
-        ups = harness.start_ups(tmp, log, extra=args.server_args.split() or None)
+        ups = harness.start_ups(tmp, log, extra=["--workers", str(args.workers), *args.server_args.split()])
+        harness.wait_workers(ups.http, args.workers)
         procs.append(ups.proc)
         postgres = [ups.postgres()[1]]
         cpu_pg = harness.cpu_seconds(postgres, tree=True)
-        ups_run = measure(tmp, "ups", ups.http, ups.server_pids(), n, args.processes)
+        ups_run = measure(tmp, "ups", ups.http, ups.server_pids(), n, args.processes, tree=False)
         cpu_pg = harness.cpu_seconds(postgres, tree=True) - cpu_pg  # the warm-up included: small
         result: dict[str, Any] = {
             "benchmark": "stow", "client": f"{args.processes} processes, one request per study", "instances": n,
-            "per_study": args.per_study, "server_args": args.server_args,
+            "per_study": args.per_study, "workers": args.workers, "server_args": args.server_args,
             "ups_server_per_s": ups_run["per_s"], "ups_server_cpu_ms_per_instance": ups_run["cpu_ms_per_instance"],
             "ups_postgres_cpu_ms_per_instance": round(cpu_pg * 1000 / (n + args.processes * args.per_study), 2),
             "ups_load_average": ups_run["load_average"],
@@ -130,7 +136,7 @@ def main() -> int:
         if not args.no_orthanc and shutil.which(harness.ORTHANC):
             proc, orthanc_http, _ = harness.start_orthanc(tmp, log)
             procs.append(proc)
-            orthanc = measure(tmp, "orthanc", orthanc_http, [proc.pid], n, args.processes)
+            orthanc = measure(tmp, "orthanc", orthanc_http, [proc.pid], n, args.processes, tree=True)
             harness.add_reference(result, ups_run, orthanc)
         print(json.dumps(result))
         return 0
