@@ -120,21 +120,49 @@ def page_statement(where: ColumnElement[bool], *, after: int | None, offset: int
     return select(*columns).join_from(page, workitems, workitems.c.seq == page.c.seq).order_by(page.c.seq)
 
 
+# Page statements built before, by what they are built from (most recently used last): building one
+# (the matcher's SQLAlchemy expressions, then SQLAlchemy's cache key of a new statement) cost more Python
+# time than the request's database work; a worklist repeats the same search on every refresh.
+_STATEMENTS: dict[Any, Select] = {}
+STATEMENTS_KEPT = 512
+
+
+def _within_key(within: ColumnElement[bool] | None) -> Any:
+    """``within`` as a key: its SQL structure and its parameters' values."""
+    if within is None:
+        return None
+    key = within._generate_cache_key()
+    return key.key, tuple(repr(p.effective_value) for p in key.bindparams)
+
+
+def statement_for(query: Query, *, after: int | None, offset: int, limit: int | None, count: bool,
+                  within: ColumnElement[bool] | None) -> Select:
+    """``page_statement`` of ``query``'s keys and ``within``, built once per distinct search and kept."""
+    key = (repr(query.keys), _within_key(within), after, offset, limit, count)
+    stmt = _STATEMENTS.pop(key, None)
+    if stmt is None:
+        where = where_clause(query)
+        if within is not None:
+            where = and_(where, within)
+        stmt = page_statement(where, after=after, offset=offset, limit=limit, count=count)
+        if len(_STATEMENTS) >= STATEMENTS_KEPT:
+            del _STATEMENTS[next(iter(_STATEMENTS))]
+    _STATEMENTS[key] = stmt
+    return stmt
+
+
 async def search(engine: AsyncEngine, query: Query, *, offset: int = 0, limit: int | None = None,
                  after: int | None = None, count: bool = True, within: ColumnElement[bool] | None = None) -> Page:
     """The matching workitems in creation order after ``after`` (a previous page's ``last``) and
     ``offset`` more, at most ``limit``, shaped as the query asks (C-FIND: the keys only; Search: the
     return keys too); with ``count``, how many matches follow the page; ``within``: what the caller
-    may see (None: everything). One statement (``page_statement``)."""
-    where = where_clause(query)
-    if within is not None:
-        where = and_(where, within)
+    may see (None: everything). One statement (``statement_for``)."""
     rows: list[Any] = []
     remaining: int | None = 0
     if limit != 0:
+        stmt = statement_for(query, after=after, offset=offset, limit=limit, count=count, within=within)
         async with engine.connect() as conn:
-            rows = list((await conn.execute(
-                page_statement(where, after=after, offset=offset, limit=limit, count=count))).all())
+            rows = list((await conn.execute(stmt)).all())
     if limit is not None and len(rows) > limit:
         remaining = rows[0].remaining if count else None
         rows = rows[:limit]
