@@ -14,6 +14,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import uvicorn
 from sqlalchemy import func, select, text
 
@@ -21,6 +22,7 @@ from ups_server.config import Settings
 from ups_server.db.engine import Database
 from ups_server.db.tables import event_outbox
 from ups_server.events.notify import APPLICATION_NAME
+from ups_server.events.wire import FrameWriting
 from ups_server.server import Server
 from ups_server.web.app import create_app
 
@@ -32,13 +34,13 @@ TXN = "1.2.826.0.1.3680043.10.5.997"
 
 
 @contextlib.asynccontextmanager
-async def served(settings: Settings) -> AsyncIterator[tuple[Server, str]]:
-    """A Server with its own uvicorn; on exit the server closes first (GOING DOWN goes out
-    to the open WebSockets), then uvicorn stops."""
+async def served(settings: Settings, ws: str | type = "websockets-sansio") -> AsyncIterator[tuple[Server, str]]:
+    """A Server with its own uvicorn (``ws``: its WebSocket protocol); on exit the server closes
+    first (GOING DOWN goes out to the open WebSockets), then uvicorn stops."""
     server = Server(settings, Database(settings.database_url, settings.data_dir, settings.db_pool_size))
     await server.open()
     web = uvicorn.Server(uvicorn.Config(create_app(server, manage_server=False), host="127.0.0.1",
-                                       port=settings.http_port, log_level="warning", ws="websockets-sansio"))
+                                       port=settings.http_port, log_level="warning", ws=ws))
     task = asyncio.create_task(web.serve())
     while not web.started:
         if task.done():
@@ -169,9 +171,12 @@ async def _slow_socket(url: str) -> asyncio.StreamWriter:
     return writer
 
 
-async def test_slow_websocket_is_dropped_without_delaying_others(settings):
+@pytest.mark.parametrize("ws", ["websockets-sansio", FrameWriting], ids=["asgi-send", "frames-written"])
+async def test_slow_websocket_is_dropped_without_delaying_others(settings, ws):
     # a slow or dead subscriber never delays others or the request path; its queue overflows,
-    # the connection is dropped, and it gets what it missed when it reconnects
+    # the connection is dropped, and it gets what it missed when it reconnects. Through the ASGI
+    # send, and with the frames written to the sockets as bytes (``serve``'s protocol: the write
+    # buffer's high-water mark sends the slow one's events to its queue)
     s = another(settings, event_queue_size=4)
 
     def big(n: int) -> dict:
@@ -179,7 +184,7 @@ async def test_slow_websocket_is_dropped_without_delaying_others(settings):
         ds["00404034"]["Value"] *= 1000  # ~300 kB per event
         return ds
 
-    async with served(s) as (server, base), httpx.AsyncClient(base_url=base, timeout=30) as http:
+    async with served(s, ws) as (server, base), httpx.AsyncClient(base_url=base, timeout=30) as http:
         await create(http, uid(240))
         await subscribe(http, uid(240), "SLOW")
         await subscribe(http, uid(240), "FAST")

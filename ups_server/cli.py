@@ -100,6 +100,7 @@ def run_http(settings: Settings, sockets: list | None = None, *, primary: bool =
     import uvicorn
 
     from .auth import tls
+    from .events.wire import FrameWriting
     from .server import Server
     from .web.app import create_app
 
@@ -119,9 +120,10 @@ def run_http(settings: Settings, sockets: list | None = None, *, primary: bool =
 
     # proxy_headers off: X-Forwarded-* are honoured by the app, from --trusted-proxies only;
     # no permessage-deflate: event frames are small, and compressing each one for each subscriber
-    # cost more CPU than sending it (py-spy, 1,000 subscribers)
+    # cost more CPU than sending it (py-spy, 1,000 subscribers); FrameWriting: the event dispatcher
+    # writes each event's frame, encoded once, to every subscriber's socket (events/wire.py)
     config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level="warning", log_config=None,
-                            lifespan="on", ws="websockets-sansio", ws_per_message_deflate=False,
+                            lifespan="on", ws=FrameWriting, ws_per_message_deflate=False,
                             timeout_graceful_shutdown=5,
                             timeout_keep_alive=KEEP_ALIVE_SECONDS, proxy_headers=False,
                             **tls.uvicorn_options(settings))

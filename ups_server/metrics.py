@@ -22,7 +22,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import func, select
+from sqlalchemy import Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -95,7 +96,8 @@ async def refresh(engine: AsyncEngine | None, settings: Settings, dimse: Any) ->
 async def _queues(engine: AsyncEngine, settings: Settings) -> None:
     age = func.coalesce(func.extract("epoch", func.clock_timestamp() - func.min(event_outbox.c.created_at)), 0)
     dimse_aets = list(settings.ae_table)  # DIMSE receivers; the other AEs listen on WebSockets
-    ws = event_outbox.c.ws_delivered_at.is_(None) & event_outbox.c.aet.not_in(dimse_aets)
+    # rows still for a WebSocket subscriber other than a DIMSE receiver
+    ws = ~event_outbox.c.ws_aets.contained_by(bindparam(None, dimse_aets, type_=ARRAY(Text)))
     async with engine.connect() as conn:
         for channel, where in (("websocket", ws), ("dimse", event_outbox.c.dimse_pending)):
             count, oldest = (await conn.execute(select(func.count(), age).where(where))).one()

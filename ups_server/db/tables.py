@@ -237,19 +237,20 @@ subscriber_owners = Table(
     Column("worklists", ARRAY(Text), nullable=True),
 )
 
-# Transactional outbox: one row per (event, subscriber AE), written in the transaction of the
-# change. WebSocket dispatchers mark ``ws_delivered_at``; exactly one DIMSE dispatcher sends
-# each row with ``dimse_pending``. Rows older than the replay window are pruned.
+# Transactional outbox, written in the transaction of the change: one row per event for its
+# WebSocket subscribers (``ws_aets``: those not yet sent to, removed as a dispatcher sends it) and
+# one row per event and DIMSE subscriber AE (``aet``), which exactly one DIMSE dispatcher sends
+# while ``dimse_pending``. Rows older than the replay window are pruned.
 event_outbox = Table(
     "event_outbox",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("workitem_uid", Text),  # None for SCP Status Change
-    Column("aet", Text, nullable=False),
+    Column("aet", Text),  # the DIMSE subscriber of a DIMSE row; None: the row of the WebSocket subscribers
     Column("event_type", BigInteger, nullable=False),
     Column("info", JSONB, nullable=False),  # Event Information (DICOM JSON)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
-    Column("ws_delivered_at", DateTime(timezone=True)),
+    Column("ws_aets", ARRAY(Text), nullable=False, server_default="{}"),  # WebSocket subscribers not yet sent to
     Column("dimse_pending", Boolean, nullable=False, server_default="false"),
     Column("dimse_attempts", BigInteger, nullable=False, server_default="0"),
     Column("dimse_next_at", DateTime(timezone=True)),

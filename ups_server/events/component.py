@@ -51,8 +51,9 @@ class Events:
     def dimse_aets(self) -> set[str]:
         return set(self.settings.ae_table)
 
-    def wake(self) -> None:
-        self.websockets.wake.set()
+    def wake(self, payload: str | None = None) -> None:
+        """An outbox NOTIFY (``payload``: the WebSocket rows it names; None: catch up on all)."""
+        self.websockets.notified(payload)
         self.dimse.wake.set()
 
     # ---- lifetime ---------------------------------------------------------------------------

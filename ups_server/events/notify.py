@@ -21,7 +21,7 @@ APPLICATION_NAME = "ups-server-events-listen"
 
 
 class Notifier:
-    def __init__(self, url: URL, wake: Callable[[], None]):
+    def __init__(self, url: URL, wake: Callable[[str | None], None]):
         self.dsn = asyncpg_dsn(url)
         self.wake = wake
         self._task: asyncio.Task | None = None
@@ -41,9 +41,9 @@ class Notifier:
             try:
                 conn = await asyncpg.connect(self.dsn, server_settings={"application_name": APPLICATION_NAME})
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, lambda *_: self.wake())
+                await conn.add_listener(CHANNEL, lambda _conn, _pid, _channel, payload: self.wake(payload))
                 self.listening.set()
-                self.wake()  # catch up on anything committed while not listening
+                self.wake(None)  # catch up on anything committed while not listening
                 while not lost.is_set() and not conn.is_closed():
                     if not await wait_or_timeout(lost, 10):
                         await conn.execute("SELECT 1")  # notice a dead connection

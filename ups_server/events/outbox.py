@@ -8,9 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
     Text,
-    all_,
     and_,
     any_,
     bindparam,
@@ -22,40 +20,56 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.tables import event_outbox
+from ..dicom import jsontext
 from ..metrics import EVENT_LAG
 from .messages import Event
 
 CHANNEL = "ups_events"
 
 
-# one row per AE of ``aets``, in their order (ids ascending), whatever the number of AEs: one
-# statement with array parameters, no per-subscriber parameters to bind or compile
-_WRITE = text(
+# The rows of a list of events, in event order, whatever their number: one statement with array
+# parameters. The WebSocket subscribers share one row per event (``ws_aets``); each DIMSE
+# subscriber AE gets one row per event (its delivery state: ``dimse_*``).
+_EVENTS = ("FROM unnest(CAST(:uids AS text[]), CAST(:types AS bigint[]), CAST(:infos AS text[])) "
+           "WITH ORDINALITY AS e(uid, type, info, n)")
+_WRITE_WS = text(
+    "INSERT INTO event_outbox (workitem_uid, event_type, info, ws_aets) "
+    f"SELECT e.uid, e.type, CAST(e.info AS jsonb), CAST(:aets AS text[]) {_EVENTS} ORDER BY e.n RETURNING id"
+).bindparams(bindparam("aets", type_=ARRAY(Text)))
+_WRITE_DIMSE = text(
     "INSERT INTO event_outbox (workitem_uid, aet, event_type, info, dimse_pending) "
-    "SELECT CAST(:uid AS text), a.aet, CAST(:event_type AS bigint), :info, a.aet = ANY(:dimse) "
-    "FROM unnest(CAST(:aets AS text[])) WITH ORDINALITY AS a(aet, n) ORDER BY a.n"
-).bindparams(bindparam("info", type_=JSONB), bindparam("aets", type_=ARRAY(Text)),
-             bindparam("dimse", type_=ARRAY(Text)))
+    f"SELECT e.uid, a.aet, e.type, CAST(e.info AS jsonb), true {_EVENTS} "
+    "CROSS JOIN unnest(CAST(:dimse AS text[])) AS a(aet) ORDER BY a.aet, e.n"
+)
 
 
 async def write(conn: AsyncConnection, events: Iterable[Event], aets: Iterable[str],
                 dimse_aets: Collection[str]) -> int:
-    """One row per (event, AE), in event order, then NOTIFY (delivered at commit)."""
+    """The rows of ``events`` for the subscriber AEs ``aets`` (one row per event for the
+    WebSocket subscribers, one per event and DIMSE AE), then a NOTIFY naming the WebSocket rows
+    (delivered at commit). Returns the deliveries queued (events x AEs)."""
     aets = sorted(set(aets))
     events = list(events)
     if not aets or not events:
         return 0
+    params = {"uids": [e.workitem_uid for e in events], "types": [int(e.type) for e in events],
+              "infos": [jsontext.dumps_text(e.info) for e in events]}
+    ids = (await conn.execute(_WRITE_WS, {**params, "aets": aets})).scalars().all()
     dimse = [aet for aet in aets if aet in dimse_aets]
-    for e in events:
-        await conn.execute(_WRITE, {"uid": e.workitem_uid, "event_type": int(e.type), "info": e.info,
-                                    "aets": aets, "dimse": dimse})
-    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    if dimse:
+        await conn.execute(_WRITE_DIMSE, {**params, "dimse": dimse})
+    await conn.execute(text("SELECT pg_notify(:channel, :ids)"), {"channel": CHANNEL, "ids": f"{min(ids)}-{max(ids)}"})
     return len(events) * len(aets)
+
+
+def notified_ids(payload: str | None) -> tuple[int, int] | None:
+    """The id range of the WebSocket rows a NOTIFY names (None: a NOTIFY without one)."""
+    first, _, last = (payload or "").partition("-")
+    return (int(first), int(last)) if first.isdigit() and last.isdigit() else None
 
 
 def any_of(values: Collection, type_: Any) -> Any:
@@ -71,21 +85,27 @@ def _window(seconds: float):
     return func.now() - _seconds(seconds)
 
 
-async def undelivered_ws(conn: AsyncConnection, aets: Collection[str], exclude: Collection[int],
-                         window: int, limit: int = 1000) -> Sequence[RowMapping]:
-    """Rows not yet sent to any WebSocket of their AE, within the replay window, oldest first;
-    ``info`` as the JSON text PostgreSQL holds (sent as it is: no decoding per row)."""
-    q = (
-        select(event_outbox.c.id, event_outbox.c.aet, event_outbox.c.workitem_uid,
-               event_outbox.c.event_type, cast(event_outbox.c.info, Text).label("info"))
-        .where(event_outbox.c.ws_delivered_at.is_(None), event_outbox.c.aet == any_of(aets, Text),
-               event_outbox.c.created_at > _window(window))
-        .order_by(event_outbox.c.id)
-        .limit(limit)
-    )
-    if exclude:
-        q = q.where(event_outbox.c.id != all_(bindparam(None, list(exclude), type_=ARRAY(BigInteger))))
+_WS_PENDING = event_outbox.c.ws_aets != literal_column("'{}'::text[]")  # the partial index's predicate
+_WS_COLUMNS = (event_outbox.c.id, event_outbox.c.workitem_uid, event_outbox.c.event_type,
+               cast(event_outbox.c.info, Text).label("info"), event_outbox.c.ws_aets)
+
+
+async def undelivered_ws(conn: AsyncConnection, aets: Collection[str], after: int, window: int,
+                         limit: int = 1000) -> Sequence[RowMapping]:
+    """Rows after id ``after`` not yet sent to a WebSocket of one of ``aets``, within the replay
+    window, oldest first; ``info`` as the JSON text PostgreSQL holds (sent as it is: no decoding)."""
+    q = (select(*_WS_COLUMNS)
+         .where(_WS_PENDING, event_outbox.c.ws_aets.overlap(bindparam(None, list(aets), type_=ARRAY(Text))),
+                event_outbox.c.id > after, event_outbox.c.created_at > _window(window))
+         .order_by(event_outbox.c.id).limit(limit))
     return (await conn.execute(q)).mappings().all()  # read by key: no dict copy per row
+
+
+async def ws_rows(conn: AsyncConnection, first: int, last: int) -> Sequence[RowMapping]:
+    """The rows from id ``first`` to ``last`` not yet sent to every WebSocket subscriber (a NOTIFY's)."""
+    q = (select(*_WS_COLUMNS).where(_WS_PENDING, event_outbox.c.id.between(first, last))
+         .order_by(event_outbox.c.id))
+    return (await conn.execute(q)).mappings().all()
 
 
 async def last_id(conn: AsyncConnection) -> int:
@@ -97,11 +117,20 @@ def _lag():
     return func.extract("epoch", func.clock_timestamp() - event_outbox.c.created_at)
 
 
-async def mark_ws_delivered(conn: AsyncConnection, ids: Collection[int]) -> None:
-    lags = await conn.execute(update(event_outbox).where(event_outbox.c.id == any_of(ids, BigInteger),
-                                                         event_outbox.c.ws_delivered_at.is_(None))
-                              .values(ws_delivered_at=func.now()).returning(_lag()))
-    for lag in lags.scalars():
+# remove the AEs sent to from each row's ws_aets: one statement for (row id, AE) pairs of any number
+_MARK_WS = text(
+    "UPDATE event_outbox o SET ws_aets = ARRAY(SELECT unnest(o.ws_aets) EXCEPT "
+    "SELECT s.aet FROM unnest(CAST(:ids AS bigint[]), CAST(:aets AS text[])) AS s(id, aet) WHERE s.id = o.id) "
+    "WHERE o.id = ANY(CAST(:ids AS bigint[])) "
+    "RETURNING extract(epoch FROM clock_timestamp() - o.created_at)"
+)
+
+
+async def mark_ws_sent(conn: AsyncConnection, sent: Collection[tuple[int, str]]) -> None:
+    """Record that (row id, AE) pairs were sent to a WebSocket of the AE."""
+    pairs = sorted(sent)  # rows locked in id order: two processes marking never deadlock
+    lags = await conn.execute(_MARK_WS, {"ids": [i for i, _ in pairs], "aets": [a for _, a in pairs]})
+    for lag in lags.scalars():  # once per event and marking process
         EVENT_LAG.labels("websocket").observe(float(lag))
 
 

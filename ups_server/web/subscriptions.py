@@ -20,6 +20,7 @@ from ..dicom.uids import FILTERED_GLOBAL_SUBSCRIPTION, GLOBAL_SUBSCRIPTION
 from ..events.component import Events
 from ..events.filters import parse_filter_param
 from ..events.owners import check_owner
+from ..events.wire import WRITE_FRAME
 from ..ups.errors import Outcome, Transaction, UPSError
 from .context import services
 from .media import HTTPProblem, outcome_response, service_url
@@ -130,7 +131,7 @@ async def notifications(websocket: WebSocket) -> None:
             return
 
     await events.websockets.serve(aet.strip(), websocket.send_text, until_closed, lambda code: websocket.close(code),
-                                  principal)
+                                  principal, websocket.scope.get("extensions", {}).get(WRITE_FRAME))
 
 
 def routes() -> list[BaseRoute]:
