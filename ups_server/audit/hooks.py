@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 APPENDED = "input references appended"
+CREATED = "workitem created"
 
 
 async def stored(conn: AsyncConnection, insts: list[StoredInstance]) -> list[int]:
@@ -40,7 +41,7 @@ async def rule_effect(conn: AsyncConnection, rule: str, created: bool, workitem:
     """A rule created a workitem or appended references to one (the server acts: SYSTEM)."""
     await record(conn, PROCEDURE_RECORD, SYSTEM, f"rule {rule}", workitem=workitem, study=study,
                  action="C" if created else "U",
-                 detail="workitem created" if created else APPENDED)
+                 detail=CREATED if created else APPENDED)
 
 
 async def rule_effects(conn: AsyncConnection, effects: list[tuple[str, str, str, str | None, str]]) -> None:

@@ -32,12 +32,21 @@ from ..dicom.uids import name_based_uid, new_uid
 from ..ingest.model import StoredInstance
 from ..metrics import RULE_EFFECTS
 from ..ups import tags as t
-from ..ups.attributes import CANCELED, COMPLETED
+from ..ups.attributes import CANCELED, COMPLETED, SCHEDULED
 from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change, UPSService
 from .conditions import all_hold
 from .guard import membership
-from .model import READ_GROUP, RECEIVING_AE, SENDING_AE, SENDING_HOST, OnCompletedRule, OnStoreRule, RuleSet
+from .model import (
+    READ_GROUP,
+    RECEIVING_AE,
+    SENDING_AE,
+    SENDING_HOST,
+    OnCompletedRule,
+    OnStoreRule,
+    RuleSet,
+    WorkitemTemplate,
+)
 from .paths import resolve
 from .templates import add_reference, build_workitem, input_item, outputs_of, render, study_inputs
 
@@ -106,27 +115,64 @@ class RuleEngine:
 
     async def _apply_store_plan(self, conn: AsyncConnection, plan: list[tuple[OnStoreRule, str, list[StoredInstance]]],
                                 effects: Effects) -> None:
-        """The fast path of a whole plan: the workitems that "append" rules name (the common case:
-        later instances of a study, their reads SCHEDULED) get their references in one statement
-        that reads no dataset back (``UPSService.append_inputs_in``), audited in one; the others
-        (absent, no longer SCHEDULED, already referencing an instance, other rules) go through
-        ``_apply_store_rule``."""
+        """The fast path of a whole plan, for the workitems that "append" rules name: one statement
+        appends the references to those that are SCHEDULED (the common case: later instances of a
+        study) without sending a dataset (``UPSService.append_inputs_in``) and tells the state of
+        the others: the absent ones are created in one batch (the first instance of a study), those
+        no longer SCHEDULED are left as they are; effects audited in one statement. The rest
+        (already referencing an instance, other rules) goes through ``_apply_store_rule``."""
         named = Counter(uid for _, uid, _ in plan)
         appends = {uid: study_inputs(group[0].study_uid, [(i.series_uid, i.sop_class_uid, i.sop_instance_uid)
                                                           for i in group], self.retrieve_ae, self.retrieve_url)
                    for rule, uid, group in plan
                    if rule.workitem.input_information == "append" and named[uid] == 1
                    and all(i.study_uid == group[0].study_uid for i in group)}
-        appended = await self.ups.append_inputs_in(conn, appends)
-        audited = []
+        done = await self.ups.append_inputs_in(conn, appends)
+        written = {row["uid"] for row in done.rows}
+        audited, absent = [], []
         for rule, uid, group in plan:
-            if uid not in appended:
+            if uid in written:
+                effects.appended.append(uid)
+                RULE_EFFECTS.labels(rule.id, "appended").inc()
+                audited.append((rule.id, "U", uid, group[0].study_uid, audit_hooks.APPENDED))
+            elif uid in done.states and done.states[uid] is None:
+                absent.append((rule, uid, group))
+            elif uid not in done.states or done.states[uid] == SCHEDULED:
                 await self._apply_store_rule(conn, rule, uid, group, effects)
-                continue
-            effects.appended.append(uid)
-            RULE_EFFECTS.labels(rule.id, "appended").inc()
-            audited.append((rule.id, "U", uid, group[0].study_uid, audit_hooks.APPENDED))
+            # else: no longer SCHEDULED, not changed
+        audited += await self._create_all(conn, absent, effects)
         await audit_hooks.rule_effects(conn, audited)
+
+    async def _create_all(self, conn: AsyncConnection, absent: list[tuple[OnStoreRule, str, list[StoredInstance]]],
+                          effects: Effects) -> list[tuple[str, str, str, str | None, str]]:
+        """The workitems of ``absent`` created in one batch (``UPSService.create_many_in``) with their
+        rule_workitems rows; the audit rows of those created. A workitem refused fails the batch."""
+        if not absent:
+            return []
+        created, refused = await self.ups.create_many_in(conn, [
+            (uid, self._new_workitem(rule.workitem, group), membership(rule.workitem.group, rule.workitem.distinct_readers))
+            for rule, uid, group in absent])
+        if refused:
+            raise next(iter(refused.values()))
+        made = set(created)
+        absent = [(rule, uid, group) for rule, uid, group in absent if uid in made]
+        if absent:
+            await conn.execute(pg_insert(rule_workitems).on_conflict_do_nothing(index_elements=["workitem_uid"]),
+                               [_rule_workitem(rule, uid, group[0].study_uid) for rule, uid, group in absent])
+        for rule, uid, _ in absent:
+            effects.created.append(uid)
+            RULE_EFFECTS.labels(rule.id, "created").inc()
+        return [(rule.id, "C", uid, group[0].study_uid, audit_hooks.CREATED) for rule, uid, group in absent]
+
+    def _new_workitem(self, tpl: WorkitemTemplate, group: list[StoredInstance]) -> JsonDataset:
+        """The dataset an on_store rule creates its workitem with, for the instances of ``group``."""
+        first = group[0]
+        ds = build_workitem(tpl, first.metadata, first.study_uid, datetime.now(UTC), present(special_subjects(first)))
+        if tpl.input_information != "none":
+            ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(first)]}
+            if tpl.input_information == "append":
+                self._add_all(ds, group)
+        return ds
 
     def _add_all(self, ds: JsonDataset, group: list[StoredInstance]) -> JsonDataset | None:
         """``ds`` with a reference to each instance of ``group`` in its Input Information; None when
@@ -156,18 +202,10 @@ class RuleEngine:
         elif (await conn.execute(select(workitems.c.uid).where(workitems.c.uid == uid))).first() is not None:
             return  # single / none: the first instance made it; later ones change nothing
         first = group[0]
-        ds = build_workitem(tpl, first.metadata, first.study_uid, datetime.now(UTC), present(special_subjects(first)))
-        if tpl.input_information != "none":
-            ds[t.INPUT_INFORMATION_SEQUENCE] = {"vr": "SQ", "Value": [self._input(first)]}
-            if tpl.input_information == "append":
-                add_all(ds)
-        if await self.ups.create_in(conn, uid, ds, if_absent=True,
+        if await self.ups.create_in(conn, uid, self._new_workitem(tpl, group), if_absent=True,
                                     columns=membership(tpl.group, tpl.distinct_readers)) is not None:
-            await conn.execute(pg_insert(rule_workitems).values(
-                workitem_uid=uid, rule=rule.id, study_uid=first.study_uid, performer_only=tpl.performer_only,
-                claim_role=tpl.claim_role,
-                trigger="on_store",
-            ).on_conflict_do_nothing(index_elements=["workitem_uid"]))
+            await conn.execute(pg_insert(rule_workitems).values(**_rule_workitem(rule, uid, first.study_uid))
+                               .on_conflict_do_nothing(index_elements=["workitem_uid"]))
             effects.created.append(uid)
             RULE_EFFECTS.labels(rule.id, "created").inc()
             await audit_hooks.rule_effect(conn, rule.id, True, uid, first.study_uid)
@@ -288,6 +326,13 @@ def store_plan(rules: list[OnStoreRule], insts: list[StoredInstance]
             uid = name_based_uid(render(tpl.uid, inst.metadata, present(special))) if tpl.uid else new_uid()
             plan.setdefault((rule.id, uid), (rule, uid, []))[2].append(inst)
     return list(plan.values())
+
+
+def _rule_workitem(rule: OnStoreRule, uid: str, study_uid: str) -> dict[str, Any]:
+    """The rule_workitems row of a workitem an on_store rule created."""
+    tpl = rule.workitem
+    return {"workitem_uid": uid, "rule": rule.id, "study_uid": study_uid, "performer_only": tpl.performer_only,
+            "claim_role": tpl.claim_role, "trigger": "on_store"}
 
 
 def any_of(column, values: list[str]) -> ColumnElement[bool]:

@@ -341,14 +341,15 @@ class UPSService:
             for (row, ds, _), cols in zip(amended, columns, strict=True)])
         return [row["uid"] for row, _, _ in amended]
 
-    async def append_inputs_in(self, conn: AsyncConnection, appends: dict[str, list[JsonDataset]]) -> set[str]:
+    async def append_inputs_in(self, conn: AsyncConnection, appends: dict[str, list[JsonDataset]]
+                               ) -> inputs.Appended:
         """SCP-side: Input Information items (one per study and series) appended to SCHEDULED
         workitems in ``conn``'s transaction, in one statement that sends no dataset (``inputs.py``:
-        what it leaves alone). Listeners see "updated". The UIDs written."""
-        rows = await inputs.append_inputs(conn, appends)
-        await self.notify_many(conn, [Change("updated", row["uid"], SCHEDULED, row["dataset"], previous=row.pop("previous"),
-                                             row=row) for row in rows])
-        return {row["uid"] for row in rows}
+        what it leaves alone). Listeners see "updated"."""
+        done = await inputs.append_inputs(conn, appends)
+        await self.notify_many(conn, [Change("updated", row["uid"], SCHEDULED, row["dataset"],
+                                             previous=row.pop("previous"), row=row) for row in done.rows])
+        return done
 
     # ---- change state ---------------------------------------------------------------------
 
