@@ -56,6 +56,15 @@ def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
                                json_deserializer=jsontext.loads)
 
 
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` (its pool) with each statement committing by itself: a read of one statement is one
+    round trip, not BEGIN, the statement and ROLLBACK. (asyncpg's driver sends nothing for the
+    isolation level, set on checkout and reset on return to the pool.) Under READ COMMITTED, the
+    level every connection runs at, the statements of one transaction see no more of one snapshot
+    than separate statements do: a read of several statements gains nothing from a transaction."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 class Database:
     """Owns the engine, and the embedded PostgreSQL when no URL is given."""
 

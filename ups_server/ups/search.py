@@ -156,7 +156,8 @@ async def search(engine: AsyncEngine, query: Query, *, offset: int = 0, limit: i
     """The matching workitems in creation order after ``after`` (a previous page's ``last``) and
     ``offset`` more, at most ``limit``, shaped as the query asks (C-FIND: the keys only; Search: the
     return keys too); with ``count``, how many matches follow the page; ``within``: what the caller
-    may see (None: everything). One statement (``statement_for``)."""
+    may see (None: everything). One statement (``statement_for``): on an ``autocommit`` engine
+    (db/engine.py), one round trip."""
     rows: list[Any] = []
     remaining: int | None = 0
     if limit != 0:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..db.engine import autocommit
 from ..db.tables import cancel_requests, workitems
 from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.datetime import format_dt
@@ -121,6 +122,7 @@ class UPSService:
 
     def __init__(self, engine: AsyncEngine, default_worklist_label: str = DEFAULT_WORKLIST_LABEL):
         self.engine = engine
+        self.reads = autocommit(engine)  # reads of one statement: one round trip, no BEGIN / ROLLBACK
         self.default_worklist_label = default_worklist_label
         self.listeners: list[Listener] = []
         self.many_listeners: dict[Listener, ManyListener] = {}
@@ -170,7 +172,7 @@ class UPSService:
         not see does not exist for it."""
         self.access.allow(principal, Act.RETRIEVE)
         visible = self.access.visible(principal)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             ds = (await conn.execute(select(workitems.c.dataset).where(
                 workitems.c.uid == uid, visible if visible is not None else true()))).scalar()
         if ds is None:
@@ -609,7 +611,7 @@ class UPSService:
         return ds
 
     async def transaction_uid_of(self, uid: str) -> str | None:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return (await conn.execute(select(workitems.c.transaction_uid).where(workitems.c.uid == uid))).scalar()
 
     async def search(self, query: Query, *, offset: int = 0, limit: int | None = None, after: int | None = None,
@@ -618,7 +620,7 @@ class UPSService:
         and ``offset``, each shaped as the query asks (``Query.returns``), and what follows it,
         among the workitems the principal may see."""
         self.access.allow(principal, Act.SEARCH)
-        return await search(self.engine, query, offset=offset, limit=limit, after=after, count=count,
+        return await search(self.reads, query, offset=offset, limit=limit, after=after, count=count,
                             within=self.access.visible(principal))
 
 
