@@ -92,7 +92,8 @@ def configure(level: str, fmt: str = "text") -> None:
 
 
 class RequestContext:
-    """Outermost ASGI middleware: the log context of each HTTP request and WebSocket."""
+    """Outermost ASGI middleware: the log context of each HTTP request and WebSocket. ``serve``
+    passes the request on (a subclass does more there: ``web/front.py``)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -119,7 +120,7 @@ class RequestContext:
 
         try:
             # a WebSocket's sends (each event frame) go straight through: no response start to see
-            await self.app(scope, receive, sending if scope["type"] == "http" else send)
+            await self.serve(scope, receive, sending if scope["type"] == "http" else send)
         finally:
             if scope["type"] == "http":
                 ms = (time.perf_counter() - start) * 1000
@@ -127,3 +128,6 @@ class RequestContext:
                             extra={"fields": {"method": scope["method"], "path": path, "status": status,
                                               "duration_ms": round(ms, 1)}})
             _CONTEXT.reset(token)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)

@@ -1,6 +1,6 @@
 """Prometheus metrics of one server process (``GET /metrics``).
 
-Counters and histograms are counted where things happen (HTTP middleware, UPS state changes,
+Counters and histograms are counted where things happen (HTTP front layer, UPS state changes,
 ingest, rules, event delivery); they are per process, so that Prometheus sums them over nodes.
 Gauges are read when scraped: pool and DIMSE use of this process, and queue depths of the
 database the nodes share (the same on every node).
@@ -8,7 +8,6 @@ database the nodes share (the same on every node).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -28,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from .config import Settings
 from .db.tables import blob_uploads, event_outbox, retrieve_jobs
@@ -117,30 +116,10 @@ async def endpoint(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-class HTTPMetrics:
-    """ASGI middleware: counts each HTTP request by method, route template and status, and its time
-    to the last byte (a WADO-RS stream included)."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            route = route.path if isinstance(route, (Route, WebSocketRoute)) else "unmatched"  # never a raw path
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
+def observe_http(scope: Scope, status: int, seconds: float) -> None:
+    """Count an HTTP request by method, route template (never a raw path) and status, and its time
+    to the last byte (a WADO-RS stream included). ``scope``: the one the router matched in."""
+    route = scope.get("route")
+    route = route.path if isinstance(route, (Route, WebSocketRoute)) else "unmatched"
+    HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+    HTTP_LATENCY.labels(scope["method"], route).observe(seconds)

@@ -1,4 +1,5 @@
-"""ASGI middleware: the principal of each HTTP request and WebSocket (RFC 6750 bearer tokens).
+"""The principal of each HTTP request and WebSocket (RFC 6750 bearer tokens), for the front layer
+(``web/front.py``).
 
 Open mode (no verifier): every request has the OPEN principal. With a verifier: a request
 without a token is 401 ``WWW-Authenticate: Bearer realm=...``; an unacceptable token 401 with
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .oidc import IssuerUnavailable, OIDCVerifier, TokenError
 from .principal import OPEN, ROLES, Principal
@@ -30,7 +31,7 @@ FailureHook = Callable[[Scope, str], Awaitable[None]]
 
 
 def principal_of(connection: HTTPConnection | Scope) -> Principal:
-    """The principal the middleware set for this request (OPEN when there is no middleware)."""
+    """The principal ``Authenticate`` set for this request (OPEN when none did)."""
     scope = connection.scope if isinstance(connection, HTTPConnection) else connection
     return scope.get("state", {}).get("principal", OPEN)
 
@@ -58,49 +59,46 @@ def bearer_token(scope: Scope) -> str | None:
 
 
 class Authenticate:
-    def __init__(self, app: ASGIApp, verifier: OIDCVerifier | None, *, open_paths: tuple[str, ...] = ("/health",),
+    """Sets the principal of each HTTP request and WebSocket (``admit``), or answers the refusal."""
+
+    def __init__(self, verifier: OIDCVerifier | None, *, open_paths: tuple[str, ...] = ("/health",),
                  open_prefixes: tuple[str, ...] = ("/ui/",), on_failure: FailureHook | None = None):
-        self.app = app
         self.verifier = verifier
         self.open_paths = open_paths
         self.open_prefixes = open_prefixes
         self.on_failure = on_failure
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    async def admit(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """True with the principal in ``scope["state"]``; False once the refusal is sent."""
         state = scope.setdefault("state", {})
         address = client_address(scope)
         if self.verifier is None:
             state["principal"] = dataclasses.replace(OPEN, address=address)
-            await self.app(scope, receive, send)
-            return
+            return True
         path = scope["path"]
         if path in self.open_paths or path.startswith(self.open_prefixes) or path + "/" in self.open_prefixes:
             state["principal"] = Principal(subject=None, address=address)
-            await self.app(scope, receive, send)
-            return
+            return True
         try:
             token = bearer_token(scope)
             if token is None:
                 await self._refuse(scope, receive, send, 401, None, "a bearer token is required")
-                return
+                return False
             principal = await self.verifier.principal(token)
         except TokenError as exc:
             await self._refuse(scope, receive, send, 400 if exc.error == "invalid_request" else 401,
                                exc.error, exc.description)
-            return
+            return False
         except IssuerUnavailable as exc:
             log.error("cannot check a token: %s", exc)
             await _deny(scope, receive, send, 503, {}, "the identity provider cannot be reached; retry later")
-            return
+            return False
         if not principal.roles:
             await self._refuse(scope, receive, send, 403, "insufficient_scope",
                                f"the token grants none of the roles {', '.join(sorted(ROLES))}", principal)
-            return
+            return False
         state["principal"] = dataclasses.replace(principal, address=address)
-        await self.app(scope, receive, send)
+        return True
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, error: str | None,
                       description: str, principal: Principal | None = None) -> None:

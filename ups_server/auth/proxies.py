@@ -11,14 +11,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 _FORWARDED = (b"forwarded", b"x-forwarded-")
 
 
 class TrustedProxies:
-    def __init__(self, app: ASGIApp, trusted: Iterable[str]):
-        self.app = app
+    def __init__(self, trusted: Iterable[str]):
         self.networks = [ipaddress.ip_network(c, strict=False) for c in trusted]
 
     def trusts(self, address: str | None) -> bool:
@@ -30,18 +29,16 @@ class TrustedProxies:
             return False
         return any(ip in net for net in self.networks if net.version == ip.version)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            client = scope.get("client")
-            if self.trusts(client[0] if client else None):
-                forwarded_for = self._forwarded_for(scope)
-                if forwarded_for:
-                    scope = {**scope, "client": (forwarded_for, 0)}
-            else:
-                headers = [(k, v) for k, v in scope["headers"] if not k.startswith(_FORWARDED)]
-                if len(headers) != len(scope["headers"]):
-                    scope = {**scope, "headers": headers}
-        await self.app(scope, receive, send)
+    def apply(self, scope: Scope) -> Scope:
+        """The scope of an HTTP request or WebSocket as the routes see it (a copy when it changes)."""
+        client = scope.get("client")
+        if self.trusts(client[0] if client else None):
+            forwarded_for = self._forwarded_for(scope)
+            if forwarded_for:
+                return {**scope, "client": (forwarded_for, 0)}
+        elif any(k.startswith(_FORWARDED) for k, _ in scope["headers"]):
+            return {**scope, "headers": [(k, v) for k, v in scope["headers"] if not k.startswith(_FORWARDED)]}
+        return scope
 
     def _forwarded_for(self, scope: Scope) -> str | None:
         chain = [a.strip() for k, v in scope["headers"] if k == b"x-forwarded-for"
