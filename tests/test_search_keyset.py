@@ -97,3 +97,33 @@ async def test_a_bad_token_is_400_saying_what_to_use(http):
         assert "Link header" in r.json()["message"]
     r = await http.get(f"/workitems?WorklistLabel={label}&after={token}&after={token}", headers=DICOM_JSON)
     assert r.status_code == 400 and "more than once" in r.json()["message"]
+
+
+async def test_a_worklist_search_with_every_key_pages_its_matches_only(http):
+    # state + Worklist Label + performer + start date range + Patient's Name wildcard (the search whose
+    # candidates come from the worklist index, ups/search.py worklist_keys): each decoy misses one key
+    label, reader = new_uid(), f"DR-{new_uid()}"
+
+    def keys(**changed: dict) -> dict:
+        return {"00741202": el("LO", label), "00404034": performer(reader), "00404005": el("DT", "20261005120000"),
+                "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]}, **changed}
+
+    matches = [await create(http, **keys()) for _ in range(5)]
+    claimed = await create(http, **keys())
+    await claim(http, claimed, new_uid())
+    for decoy in ({"00741202": el("LO", new_uid())}, {"00404034": performer(f"DR-{new_uid()}")},
+                  {"00404005": el("DT", "20261012000000")},
+                  {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Smith^Jane"}]}}):
+        await create(http, **keys(**decoy))
+    matches.append(await create(http, **keys()))
+    params = {"ProcedureStepState": SCHEDULED, "WorklistLabel": label,
+              "ScheduledHumanPerformersSequence.HumanPerformerCodeSequence.CodeValue": reader,
+              "ScheduledProcedureStepStartDateTime": "20261005000000-20261011235959", "PatientName": "doe*",
+              "limit": "4"}
+    r = await http.get("/workitems", params=params, headers=DICOM_JSON)
+    assert await uids_of(r) == matches[:4]
+    assert warning_text(r) == "There are 2 additional results that can be requested"
+    r = await http.get(next_url(r), headers=DICOM_JSON)
+    assert await uids_of(r) == matches[4:] and next_url(r) is None and warning_text(r) is None
+    r = await http.get("/workitems", params={**params, "offset": "4"}, headers=DICOM_JSON)
+    assert await uids_of(r) == matches[4:] and warning_text(r) is None

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, select, true
+from sqlalchemy import Column, ColumnElement, Select, and_, case, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import visitors
 
 from ..db.tables import INDEXED_TEXT_MAX, SEQUENCE_VALUE_COLUMNS, workitems
 from ..dicom.dataset import JsonDataset, vr_of
@@ -101,8 +102,8 @@ def page_statement(where: ColumnElement[bool], *, after: int | None, offset: int
     where the worklist index covers the keys), then only the page's datasets are read from the table:
     a JSONB dataset is a heap page of its own, and a filter walking rows in seq order would read one
     per row it passes. With ``count`` (and a ``limit``), each row also holds ``remaining``: how many
-    matches follow the page's ``limit``-th row (0 when the page has fewer rows; evaluated once, and
-    only when the page has rows). ``after``, ``offset`` and ``limit`` are literals, as the keys' values
+    matches follow the page's ``limit``-th row (0, not counted, when the page is not full; counted
+    once). ``after``, ``offset`` and ``limit`` are literals, as the keys' values
     (``literal_value``): the statement is planned for them."""
     keys = select(workitems.c.seq).where(where)
     if after is not None:
@@ -114,9 +115,11 @@ def page_statement(where: ColumnElement[bool], *, after: int | None, offset: int
     columns: list[Any] = [workitems.c.seq, workitems.c.dataset]
     if count and limit:
         last = select(page.c.seq).order_by(page.c.seq).offset(literal_value(limit - 1)).limit(literal_value(1))
-        columns.append(select(func.count()).select_from(workitems)
-                       .where(where, workitems.c.seq > last.scalar_subquery()).correlate(None)
-                       .scalar_subquery().label("remaining"))
+        after_page = (select(func.count()).select_from(workitems)
+                      .where(where, workitems.c.seq > last.scalar_subquery()).correlate(None).scalar_subquery())
+        # the count runs only when the page is full: PostgreSQL evaluates a subquery when its value is needed
+        full = select(func.count()).select_from(page).scalar_subquery() > literal_value(limit)
+        columns.append(case((full, after_page), else_=literal_value(0)).label("remaining"))
     return select(*columns).join_from(page, workitems, workitems.c.seq == page.c.seq).order_by(page.c.seq)
 
 
@@ -135,6 +138,36 @@ def _within_key(within: ColumnElement[bool] | None) -> Any:
     return key.key, tuple(repr(p.effective_value) for p in key.bindparams)
 
 
+# The columns of the worklist index workitems_state_label_seq (migration 0014):
+# (state, worklist_label, seq) INCLUDE (start_dt, performer_codes).
+_WORKLIST_INDEX = frozenset(("state", "worklist_label", "seq", "start_dt", "performer_codes"))
+
+
+def _columns(clause: ColumnElement[bool]) -> set[str]:
+    return {el.name for el in visitors.iterate(clause) if isinstance(el, Column) and el.table is workitems}
+
+
+def worklist_keys(query: Query) -> ColumnElement[bool] | None:
+    """The keys of a worklist search that the worklist index holds, when the search has exact state and
+    Worklist Label keys (the index's leading columns), another key the index holds (performer code,
+    start date range: they narrow the candidates) and a key it does not hold (e.g. a Patient's Name
+    wildcard): None otherwise. Such a search gets ``seq IN (SELECT seq ... WHERE <these keys>
+    OFFSET 0)`` beside all its keys (the same rows): PostgreSQL can then find the few candidates in the
+    index alone and read only their rows, where without it it could only read every row of the state
+    and label or bitmap-AND the performer codes' GIN index (20,188 entries for one code at 1M
+    workitems): 1.8 ms instead of 15.4 ms p50 under the same load (EXPLAIN ANALYZE, benchmarks/search.py
+    all-keys search)."""
+    def exact(tag: str) -> bool:
+        m = query.find(tag)
+        return m is not None and len(m.values) == 1 and "*" not in m.values[0] and "?" not in m.values[0]
+
+    if not (exact(t.PROCEDURE_STEP_STATE) and exact(t.WORKLIST_LABEL)):
+        return None
+    clauses = [match_clause(m) for m in query.keys if not m.is_universal]
+    held = [c for c in clauses if _columns(c) <= _WORKLIST_INDEX]
+    return and_(*held) if 2 < len(held) < len(clauses) else None
+
+
 def statement_for(query: Query, *, after: int | None, offset: int, limit: int | None, count: bool,
                   within: ColumnElement[bool] | None) -> Select:
     """``page_statement`` of ``query``'s keys and ``within``, built once per distinct search and kept."""
@@ -142,6 +175,10 @@ def statement_for(query: Query, *, after: int | None, offset: int, limit: int | 
     stmt = _STATEMENTS.pop(key, None)
     if stmt is None:
         where = where_clause(query)
+        held = worklist_keys(query)
+        if held is not None:
+            candidates = select(workitems.c.seq).where(held).offset(literal_value(0)).correlate(None)  # OFFSET 0: kept
+            where = and_(where, workitems.c.seq.in_(candidates))
         if within is not None:
             where = and_(where, within)
         stmt = page_statement(where, after=after, offset=offset, limit=limit, count=count)
