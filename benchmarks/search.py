@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 
 from ups_server.dicom.query import parse_http_query
-from ups_server.ups.search import page_statement, where_clause
+from ups_server.ups.search import statement_for
 from ups_server.web import paging
 
 CHUNK = 50_000
@@ -165,7 +165,7 @@ async def statements_cost(db: asyncpg.Connection, params: dict[str, str], offset
     keys, then their datasets) and, when matches follow it, the count of those (the Warning)."""
     query = parse_http_query(list(params.items()))
     seq = None if after is None else paging.position(after, query)
-    page = page_statement(where_clause(query), after=seq, offset=offset, limit=PAGE, count=True)
+    page = statement_for(query, after=seq, offset=offset, limit=PAGE, count=True, within=None)
     sql = page.compile(dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True}).string
     cost = await explain(db, sql, show)
     return {"buffers": cost["buffers"], "db_ms": cost["ms"]}
