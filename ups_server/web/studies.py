@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
 _BATCH = 32  # parts stored in one transaction (one study lock, one rules pass)
-_BATCHES_IN_FLIGHT = 2
+_BATCH_MEMORY = 8 << 20  # a batch is stored once its parts in memory reach this many bytes
+_BATCHES_IN_FLIGHT = 2  # with the batch being read: a request holds at most about 3 x _BATCH_MEMORY
 _Failure = tuple[str | None, str | None, int, str]  # SOP class, SOP instance, status, reason
 _PROCESSING_FAILURE: _Failure = (None, None, Storage.PROCESSING_FAILURE, "processing failure")
 
@@ -84,7 +85,7 @@ async def stow(request: Request) -> Response:
         outcomes: list[StoreResult | _Failure | None] = [_unstorable(part) for part in batch]
         storable = [k for k, outcome in enumerate(outcomes) if outcome is None]
         try:
-            results = await ingest.store_many([batch[k].path for k in storable], source_host=host,
+            results = await ingest.store_many([batch[k].body for k in storable], source_host=host,
                                               expected_study=study)
             for k, result in zip(storable, results, strict=True):
                 outcomes[k] = result if isinstance(result, StoreResult) else _failure(result)
@@ -96,7 +97,7 @@ async def stow(request: Request) -> Response:
                 log.exception("STOW-RS: storing %d part(s) failed", len(storable))
         finally:
             for part in batch:
-                part.path.unlink(missing_ok=True)
+                part.discard()
             slots.release()
         return [_PROCESSING_FAILURE if outcome is None else outcome for outcome in outcomes]
 
@@ -112,10 +113,13 @@ async def stow(request: Request) -> Response:
 
     try:
         max_part = request.app.state.settings.max_stow_part_size
+        in_memory = 0
         async for part in parts(request.stream(), boundary, ingest.blobs.spool, max_part):
             batch.append(part)
-            if len(batch) == _BATCH:
+            in_memory += len(part.data or b"")
+            if len(batch) == _BATCH or in_memory >= _BATCH_MEMORY:
                 await flush()
+                in_memory = 0
     except MultipartError as exc:
         broken = exc
     if batch:
