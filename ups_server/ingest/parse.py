@@ -18,6 +18,7 @@ from pydicom.errors import InvalidDicomError
 from ..dicom.statuses import Storage
 from ..dicom.uids import is_valid_uid
 from .model import IngestError
+from .part10 import read_plain
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ DEFAULT_INFLATE = InflateLimits()
 
 @dataclass
 class ParsedInstance:
-    dataset: Dataset
+    dataset: Dataset | None  # None: read without pydicom (part10.py)
     study_uid: str
     series_uid: str
     sop_instance_uid: str
@@ -61,6 +62,17 @@ def parse_bytes(data: bytes, limits: InflateLimits = DEFAULT_INFLATE) -> ParsedI
         raise IngestError("not a DICOM Part 10 file (no DICM prefix and no File Meta Information)")
     check_inflate(io.BytesIO(encoded), len(encoded), limits)
     return _checked(_read(io.BytesIO(encoded)), encoded, None, len(encoded))
+
+
+def read_part10(data: bytes) -> tuple[ParsedInstance, dict[str, Any]] | None:
+    """Part 10 bytes of the common form (part10.py: explicit VR little endian, plain values) checked
+    and read into DICOM JSON without pydicom: (instance, DICOM JSON); None for any other form (then
+    ``parse_bytes`` and ``metadata_json``)."""
+    plain = read_plain(data)
+    if plain is None:
+        return None
+    return ParsedInstance(None, plain.study_uid, plain.series_uid, plain.sop_instance_uid, plain.sop_class_uid,
+                          plain.transfer_syntax, data), plain.metadata
 
 
 def parse_file(path: Path, limits: InflateLimits = DEFAULT_INFLATE) -> ParsedInstance:

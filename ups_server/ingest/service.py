@@ -40,6 +40,7 @@ from .parse import (
     parse_bytes,
     parse_dataset,
     parse_file,
+    read_part10,
 )
 
 __all__ = ["IngestError", "IngestService", "StoreResult", "StoredInstance"]
@@ -216,6 +217,8 @@ class IngestService:
 
 def _parse(data: bytes | Dataset | Path, inflate: InflateLimits) -> tuple[ParsedInstance, dict]:
     if isinstance(data, (bytes, bytearray, memoryview)):
+        if (read := read_part10(bytes(data))) is not None:  # the common form, without pydicom
+            return read
         parsed = parse_bytes(bytes(data), inflate)
     elif isinstance(data, Path):
         parsed = parse_file(data, inflate)
