@@ -115,6 +115,7 @@ class WebSocketDispatcher:
         self.sent: set[Pair] = set()  # sent, to be marked in the outbox
         self._notified: list[tuple[int, int]] = []  # id ranges of committed rows, to fan out
         self._rescan: set[str] = set()  # AEs whose undelivered rows are to be read (backlog, retries)
+        self._restricted = 0  # sessions here whose principal does not see every workitem
         self._dispatching = asyncio.Lock()  # one dispatch at a time, or two could queue a row twice
         self.wake = asyncio.Event()
         self._marks = asyncio.Event()
@@ -135,6 +136,7 @@ class WebSocketDispatcher:
         async with self.engine.connect() as conn:
             session.backlog_until = await outbox.last_id(conn)
         self.sessions.setdefault(aet, set()).add(session)
+        self._restricted += session.visible is not None
         self.rescan(aet)  # replay what this AE missed
         sender = asyncio.create_task(self._pump(session, send))
         closed = asyncio.create_task(receive_closed())
@@ -174,8 +176,9 @@ class WebSocketDispatcher:
 
     def _drop(self, session: Session) -> None:
         peers = self.sessions.get(session.aet)
-        if peers is not None:
+        if peers is not None and session in peers:
             peers.discard(session)
+            self._restricted -= session.visible is not None
             if not peers:
                 del self.sessions[session.aet]
         unsent = {(i, session.aet) for i in session.unsent()} - self.sent
@@ -292,32 +295,35 @@ class WebSocketDispatcher:
         being ``scanned`` (its backlog, in order), else those caught up with their backlog."""
         hidden = await self._hidden(conn, rows)
         frames = WebSocketFrames()
+        sessions, offered = self.sessions, self.offered
         for row in rows:
             row_id, uid = row["id"], row["workitem_uid"]
             frame: Frame | None = None
             for aet in row["ws_aets"]:
-                peers = self.sessions.get(aet)
-                if not peers or (row_id, aet) in self.offered:
+                peers = sessions.get(aet)
+                if not peers or (row_id, aet) in offered:
                     continue
                 if scanned is not None and (aet not in scanned or aet in held):
                     continue
                 taken = sent = False
-                for session in list(peers):
+                for session in peers:  # no await in this loop: the set does not change
                     if scanned is None and not session.caught_up:
                         continue  # its backlog first: the scan that is due gives it this row too
-                    if (session.viewer, uid) in hidden:  # not for this subscriber's eyes
+                    if hidden and (session.viewer, uid) in hidden:  # not for this subscriber's eyes
                         taken = sent = True
                         continue
-                    if session.queue.full() and row_id <= session.backlog_until:
+                    if row_id <= session.backlog_until and session.queue.full():
                         session.paced = True
                         continue
                     if frame is None:
                         frame = Frame(frames.text(row_id, row["event_type"], uid, row["info"]))
                     offer = session.offer(row_id, frame)
-                    taken = taken or offer is not Offer.REFUSED
-                    sent = sent or offer is Offer.SENT
+                    if offer is Offer.SENT:
+                        taken = sent = True
+                    elif offer is Offer.QUEUED:
+                        taken = True
                 if taken:
-                    self.offered.add((row_id, aet))
+                    offered.add((row_id, aet))
                     if sent:
                         self._sent((row_id, aet))
                 elif scanned is not None:
@@ -326,10 +332,10 @@ class WebSocketDispatcher:
     async def _hidden(self, conn: AsyncConnection, rows: Sequence[RowMapping]) -> set[tuple[Principal, str]]:
         """(viewer, workitem UID) pairs of ``rows`` whose workitem the viewer may not see: one query
         per restricted viewer with a session here of an AE of the rows (none in open mode)."""
-        restricted = [s for peers in self.sessions.values() for s in peers if s.visible is not None]
         hidden: set[tuple[Principal, str]] = set()
-        if not restricted or not rows:
+        if not self._restricted or not rows:
             return hidden
+        restricted = [s for peers in self.sessions.values() for s in peers if s.visible is not None]
         aets = {aet for r in rows for aet in r["ws_aets"]}
         viewers = {s.viewer: s.visible for s in restricted if s.aet in aets}
         uids = [r["workitem_uid"] for r in rows]
