@@ -79,6 +79,11 @@ async def on_change(conn: AsyncConnection, change: Change) -> None:
         COMPLETIONS.labels(change.state).inc()
 
 
+def claimed(change: Change) -> None:
+    """``on_change`` of a claim by claim-next, told after its commit (a ClaimHook ``after``)."""
+    CLAIMS.inc()
+
+
 async def refresh(engine: AsyncEngine | None, settings: Settings, dimse: Any) -> None:
     """Read the gauges: this process's pool and associations (``dimse``: the DimseServer or None),
     the shared queues' depths."""

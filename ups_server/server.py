@@ -14,6 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import metrics
+from .audit.hooks import claim_params as audit_claim_params
+from .audit.hooks import claim_sql as audit_claim_sql
 from .audit.hooks import stored as audit_stored
 from .audit.hooks import workitem_changed as audit_workitem_changed
 from .auth.oidc import build_verifier
@@ -35,7 +37,7 @@ from .rules.guard import DistinctReaderGuard, PerformerGuard
 from .rules.reconcile import Reconciler
 from .rules.wiring import build_engine
 from .services import Services
-from .ups.service import UPSService
+from .ups.service import ClaimHook, UPSService
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,8 @@ def build_services(settings: Settings, engine: AsyncEngine, *, primary: bool = T
     after the audit row) and to UPS changes (on_completed) and guard claims; the events listener
     turns every change into outbox rows."""
     ups = UPSService(engine, default_worklist_label=settings.worklist_label)
-    ups.add_listener(metrics.on_change)
+    # each listener's ClaimHook: what it does for a claim-next, which then runs as one statement
+    ups.add_listener(metrics.on_change, claim=ClaimHook(after=metrics.claimed))
     ingest = IngestService(engine, open_blob_store(settings.blob_store, settings.data_dir),
                            settings.blob_orphan_grace,
                            InflateLimits(settings.max_inflated_size, settings.max_inflate_ratio))
@@ -63,12 +66,14 @@ def build_services(settings: Settings, engine: AsyncEngine, *, primary: bool = T
     ingest.on_store.append(rules.on_store)
     ingest.on_delete.append(Reconciler(rules).on_delete)  # a deleted study's workitems
     ups.access = AccessPolicy()  # roles, claim roles, blind reading, worklists (issue 10)
-    ups.add_listener(audit_workitem_changed)  # the audit row of each change a principal asks for
-    ups.add_listener(rules.on_change)
+    ups.add_listener(audit_workitem_changed,  # the audit row of each change a principal asks for
+                     claim=ClaimHook(sql=audit_claim_sql, params=audit_claim_params))
+    ups.add_listener(rules.on_change, claim=ClaimHook())  # rules react to final states, not to claims
     ups.claim_guards += [PerformerGuard(), DistinctReaderGuard()]
     ups.claim_guards.append(SkipGuard(settings.skip_hold))  # a skipped read is not offered back at once
     events = Events(engine, settings, status_changes=primary)
-    ups.add_listener(events.on_change, events.on_changes, row_columns={SUBSCRIBERS: SUBSCRIBERS_OF_ROW})
+    ups.add_listener(events.on_change, events.on_changes, row_columns={SUBSCRIBERS: SUBSCRIBERS_OF_ROW},
+                     claim=ClaimHook(sql=events.claim_sql, params=events.claim_params))
     events.housekeeper.jobs += [ingest.remove_orphans, ingest.remove_stale_spool]
     retrieve = RetrieveWorker(engine, ingest, settings)
     return Services(engine=engine, ups=ups, ingest=ingest, events=events, rules=rules, retrieve=retrieve)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Boolean, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..db.tables import audit_events
 from .record import (
     INSTANCES_ACCESSED,
     INSTANCES_TRANSFERRED,
@@ -77,3 +79,25 @@ async def workitem_changed(conn: AsyncConnection, change: Change) -> None:
     actor = Actor.of(change.principal, ae_title=change.requester)
     await record(conn, PROCEDURE_RECORD, actor, what, workitem=change.uid, study=change.row.get("study_uid"),
                  action=action)
+
+
+_CLAIM = "claim_audit_"  # the bind parameters of claim_sql: one per audit_events column of ``values``
+_CLAIM_AUDITED = _CLAIM + "row"  # false: no row (a change the server makes itself)
+
+
+def claim_sql(claimed: Any) -> list[Any]:
+    """``workitem_changed``'s row for a claim by claim-next, as a CTE of its statement over the claimed
+    row (ClaimHook): the workitem and study from that row, the rest the values of ``claim_params``."""
+    columns = {name: bindparam(_CLAIM + name, type_=audit_events.c[name].type)
+               for name in values(PROCEDURE_RECORD, SYSTEM, "") if name not in ("workitem_uid", "study_uid")}
+    columns |= {"workitem_uid": claimed.c.uid, "study_uid": claimed.c.study_uid}
+    rows = select(*columns.values()).select_from(claimed).where(bindparam(_CLAIM_AUDITED, type_=Boolean))
+    return [insert(audit_events).from_select(list(columns), rows).returning(audit_events.c.id).cte("claim_audit")]
+
+
+def claim_params(principal: Any, requester: str | None) -> dict[str, Any]:
+    """The values of ``claim_sql``'s parameters for a claim ``principal`` asks for (as ``requester``)."""
+    row = {} if principal is None else values(PROCEDURE_RECORD, Actor.of(principal, ae_title=requester),
+                                              _STATE_WHAT[("SCHEDULED", "IN PROGRESS")], action="U")
+    return {_CLAIM_AUDITED: principal is not None,
+            **{_CLAIM + name: row.get(name) for name in values(PROCEDURE_RECORD, SYSTEM, "")}}

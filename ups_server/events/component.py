@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
+from sqlalchemy import ARRAY, Text, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..audit.record import Actor
 from ..auth.principal import Principal
 from ..config import Settings
 from ..rules import access
+from ..ups.attributes import IN_PROGRESS
 from ..ups.errors import Outcome, UPSError
 from ..ups.service import Change
 from . import messages, outbox
@@ -26,13 +29,14 @@ from .filters import FilterQuery
 from .housekeeping import Housekeeper
 from .notify import Notifier
 from .owners import check_owner
-from .subscriptions import Subscriptions
+from .subscriptions import SUBSCRIBERS, Subscriptions
 from .triggers import change_events, creation_events
 from .websocket import WebSocketDispatcher
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DELIVERY_SECONDS = 3.0
+_CLAIM_DIMSE_AETS = "claim_dimse_aets"  # claim_sql's parameter: the AEs whose events go over DIMSE
 
 
 class Events:
@@ -112,6 +116,19 @@ class Events:
             aets = await self.subscriptions.subscribers(conn, change) if events else []
         if aets and events:
             await outbox.write(conn, events, aets, self.dimse_aets())
+
+    @staticmethod
+    def claim_sql(claimed: Any) -> list[Any]:
+        """``on_change`` of a claim by claim-next as CTEs of its statement over the claimed row
+        (ClaimHook): its one event, the UPS State Report IN PROGRESS (``change_events``), to the AEs
+        subscribed to the workitem (``SUBSCRIBERS``, a row column this listener asks for)."""
+        row = claimed.c
+        return outbox.write_sql(claimed, row.uid, row[SUBSCRIBERS], int(messages.EventType.STATE_REPORT),
+                                messages.state_report_sql(IN_PROGRESS, row.dataset),
+                                bindparam(_CLAIM_DIMSE_AETS, type_=ARRAY(Text)))
+
+    def claim_params(self, principal: Any, requester: str | None) -> dict[str, Any]:
+        return {_CLAIM_DIMSE_AETS: sorted(self.dimse_aets())}
 
     async def on_changes(self, conn: AsyncConnection, changes: list[Change]) -> None:
         """A batch of changes (``rules apply``): creations cost one query when nobody has a

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from sqlalchemy import ARRAY, Text, func, literal
+from sqlalchemy.dialects.postgresql import JSONB
+
 from ..dicom import jsontext
 from ..dicom.dataset import JsonDataset, element, first, items
 from ..dicom.tags import AFFECTED_SOP_CLASS_UID, AFFECTED_SOP_INSTANCE_UID, EVENT_TYPE_ID, MESSAGE_ID
@@ -53,6 +56,17 @@ def state_report(uid: str, ds: JsonDataset, state: str | None = None) -> Event:
             _copy(progress[0], info, t.REASON_FOR_CANCELLATION,
                   t.PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE)
     return Event(EventType.STATE_REPORT, uid, info)
+
+
+def state_report_sql(state: str, dataset: Any) -> Any:
+    """``state_report(uid, ds, state)``'s Event Information as SQL over a row's ``dataset`` (JSONB),
+    for a state other than CANCELED (claim-next's statement: events.component ``claim_sql``)."""
+    assert state != "CANCELED"
+    readiness = func.coalesce(func.nullif(dataset.op("#>>")(
+        literal([t.INPUT_READINESS_STATE, "Value", "0"], ARRAY(Text))), ""), "READY")
+    return func.jsonb_build_object(
+        t.PROCEDURE_STEP_STATE, literal(element("CS", state), JSONB),
+        t.INPUT_READINESS_STATE, func.jsonb_build_object("vr", "CS", "Value", func.jsonb_build_array(readiness)))
 
 
 def cancel_requested(uid: str, requester: str | None, request: JsonDataset | None) -> Event:

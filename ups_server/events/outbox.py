@@ -15,6 +15,7 @@ from sqlalchemy import (
     cast,
     delete,
     func,
+    literal,
     literal_column,
     select,
     text,
@@ -70,6 +71,29 @@ def notified_ids(payload: str | None) -> tuple[int, int] | None:
     """The id range of the WebSocket rows a NOTIFY names (None: a NOTIFY without one)."""
     first, _, last = (payload or "").partition("-")
     return (int(first), int(last)) if first.isdigit() and last.isdigit() else None
+
+
+def write_sql(source: Any, uid: Any, aets: Any, event_type: int, info: Any, dimse_aets: Any) -> list[Any]:
+    """``write`` of one event as CTEs of a statement over ``source`` (a CTE of at most one row; ``uid``,
+    ``aets`` (text[]) and the Event Information ``info`` are SQL over it; ``dimse_aets``: a text[]
+    parameter): the same rows (one for the WebSocket subscribers, one per DIMSE subscriber AE) and
+    the same NOTIFY naming the WebSocket row, when there is a subscriber."""
+    subscriber = func.unnest(aets).table_valued("aet").render_derived()
+    sorted_aets = func.array(select(subscriber.c.aet).order_by(subscriber.c.aet.collate("C"))  # sorted()
+                             .scalar_subquery())
+    ws = (event_outbox.insert()
+          .from_select(["workitem_uid", "event_type", "info", "ws_aets"],
+                       select(uid, literal(event_type), info, sorted_aets).select_from(source)
+                       .where(func.cardinality(aets) > 0))
+          .returning(event_outbox.c.id).cte("outbox_ws"))
+    dimse = (event_outbox.insert()
+             .from_select(["workitem_uid", "aet", "event_type", "info", "dimse_pending"],
+                          select(uid, subscriber.c.aet, literal(event_type), info, literal_column("true"))
+                          .select_from(source).join(subscriber, literal_column("true"))
+                          .where(subscriber.c.aet == any_(dimse_aets)).order_by(subscriber.c.aet))
+             .returning(event_outbox.c.id).cte("outbox_dimse"))
+    notify = select(func.pg_notify(CHANNEL, func.concat(ws.c.id, "-", ws.c.id))).select_from(ws)
+    return [ws, dimse, notify.cte("outbox_notify")]
 
 
 def any_of(values: Collection, type_: Any) -> Any:

@@ -14,7 +14,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, bindparam, cast, func, insert, literal, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -77,6 +88,24 @@ Listener = Callable[[AsyncConnection, Change], Awaitable[None]]
 ManyListener = Callable[[AsyncConnection, list[Change]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class ClaimHook:
+    """What a listener does for a claim by claim-next (SCHEDULED -> IN PROGRESS, ``Change`` kind
+    "state"), so that the claim runs as ONE autocommit statement instead of a transaction calling the
+    listener. ``sql(claimed)``: data-modifying CTEs over ``claimed``, the CTE of claim-next's UPDATE
+    (the claimed row after the claim: the columns of ``workitems`` and the listeners' ``row_columns``),
+    that do in the database what the listener would; each returns rows (the statement counts them,
+    which runs a SELECT too). The statement is kept and shared by every principal of a claim scope and
+    by every request: what the CTEs take of the request are bind parameters whose values
+    ``params(principal, requester)`` gives. ``after`` is told the change once it has committed (what
+    the listener does in the process alone). A listener without a hook makes claim-next a transaction
+    that calls it, as other changes do."""
+
+    sql: Callable[[Any], list[Any]] | None = None
+    params: Callable[[Any, str | None], dict[str, Any]] | None = None
+    after: Callable[[Change], None] | None = None
+
+
 class ClaimGuard(Protocol):
     """A check before a claim (SCHEDULED -> IN PROGRESS), e.g. "only the scheduled performer".
 
@@ -126,21 +155,26 @@ class UPSService:
         self.default_worklist_label = default_worklist_label
         self.listeners: list[Listener] = []
         self.many_listeners: dict[Listener, ManyListener] = {}
+        self.claim_hooks: dict[Listener, ClaimHook] = {}
         self.claim_guards: list[ClaimGuard] = []
         self.access: AccessPolicy = OPEN_ACCESS  # who may see and act on what (rules/access.py)
         # SQL over the written workitem row that listeners read from ``Change.row``: the UPDATE of a
         # change returns it, which saves each listener a query of its own
         self.row_columns: dict[str, ColumnElement[Any]] = {}
         self._claim_statements: dict[tuple[Any, ...], Any] = {}  # claim-next's, by (query, claim scope, ...)
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")  # claim-next's one statement
 
     def add_listener(self, listener: Listener, many: ManyListener | None = None,
-                     row_columns: dict[str, ColumnElement[Any]] | None = None) -> None:
+                     row_columns: dict[str, ColumnElement[Any]] | None = None, claim: ClaimHook | None = None) -> None:
         """``many``: the same listener for a batch of changes (``rules apply``), when it can do
         the batch with fewer statements than one call per change; ``row_columns``: what it reads
-        from ``Change.row`` of an update or state change (absent from rows written otherwise)."""
+        from ``Change.row`` of an update or state change (absent from rows written otherwise);
+        ``claim``: what it does for a claim-next, in its one statement (``ClaimHook``)."""
         self.listeners.append(listener)
         if many is not None:
             self.many_listeners[listener] = many
+        if claim is not None:
+            self.claim_hooks[listener] = claim
         self.row_columns.update(row_columns or {})
 
     async def _notify(self, conn: AsyncConnection, change: Change) -> None:
@@ -485,26 +519,38 @@ class UPSService:
 
         One statement picks the row (``FOR UPDATE SKIP LOCKED``, the query's, the access policy's and
         the claim guards' predicates ANDed in: the same rules their checks apply to a claim by name),
-        writes the claim and returns the row with what listeners read."""
+        writes the claim and returns the row with what listeners read. When every listener has a
+        ``ClaimHook`` that statement also does what they do (audit row, outbox rows) and runs alone,
+        in autocommit: one round trip, no BEGIN / COMMIT; else it runs in a transaction that calls them."""
         txn, requester, principal = transaction_uid_of(request) or new_uid(), request.requester, request.principal
         self.access.allow(principal, Act.CLAIM)
         if not is_valid_uid(txn):  # UPS-TXN-01: a UID (VR UI) the performer generated
             raise UPSError(Outcome.INVALID_ATTRIBUTE_VALUE, f"Transaction UID (0008,1195) {txn!r} is not a valid UID")
         reader = self.access.reader(principal, requester)
         stmt = self._claim_next_statement(query, principal, requester, reader)
+        hooks = self._claim_hooks()
         for _ in range(attempts):
             try:
+                if hooks is not None:
+                    params = {"claim_txn": txn}
+                    for hook in hooks:
+                        params.update(hook.params(principal, requester) if hook.params is not None else {})
+                    async with self._autocommit.connect() as conn:
+                        row = (await conn.execute(stmt, params)).mappings().first()
+                    if row is None:
+                        return None
+                    change = self._claimed(row, requester, principal)
+                    for hook in hooks:
+                        if hook.after is not None:
+                            hook.after(change)
+                    return Result(change.uid, change.dataset, transaction_uid=txn)
                 async with self.engine.begin() as conn:
                     row = (await conn.execute(stmt, {"claim_txn": txn})).mappings().first()
                     if row is None:
                         return None
-                    new_row = dict(row)
-                    ds = new_row["dataset"]
-                    previous = {**ds, t.PROCEDURE_STEP_STATE: element("CS", SCHEDULED)}
-                    await self._notify(conn, Change("state", new_row["uid"], IN_PROGRESS, ds, previous=previous,
-                                                    previous_state=SCHEDULED, requester=requester, row=new_row,
-                                                    principal=principal))
-                    return Result(new_row["uid"], ds, transaction_uid=txn)
+                    change = self._claimed(row, requester, principal)
+                    await self._notify(conn, change)
+                    return Result(change.uid, change.dataset, transaction_uid=txn)
             except IntegrityError as exc:  # a guard's constraint refused what its filter let through (a race)
                 if self._refusal(exc, reader) is None:
                     raise
@@ -513,21 +559,40 @@ class UPSService:
                     raise
         return None
 
+    def _claim_hooks(self) -> list[ClaimHook] | None:
+        """Every listener's ClaimHook, in listener order; None when one has none."""
+        hooks = [self.claim_hooks.get(listener) for listener in self.listeners]
+        return None if None in hooks else hooks  # type: ignore[return-value]
+
+    @staticmethod
+    def _claimed(row: Any, requester: str | None, principal: Any) -> Change:
+        """The change of a row claim-next claimed (its dataset already says IN PROGRESS)."""
+        new_row = {k: v for k, v in row.items() if not k.startswith(_CLAIM_EFFECT)}
+        ds = new_row["dataset"]
+        previous = {**ds, t.PROCEDURE_STEP_STATE: element("CS", SCHEDULED)}
+        return Change("state", new_row["uid"], IN_PROGRESS, ds, previous=previous, previous_state=SCHEDULED,
+                      requester=requester, row=new_row, principal=principal)
+
     def _claim_next_statement(self, query: Query | None, principal: Any, requester: str | None,
                               reader: str | None) -> Any:
         """``UPDATE workitems SET <claim> WHERE uid = (SELECT uid ... FOR UPDATE SKIP LOCKED LIMIT 1)
         RETURNING *``: SCHEDULED -> IN PROGRESS (Table CC.1.1-2: a claim needs no more than the
         state SCHEDULED, which the pick requires) in the dataset too; the Transaction UID is the
-        parameter ``claim_txn``. Built once per (query, the policy's claim scope of the principal,
-        requester, reader) and kept (the last ``CLAIM_STATEMENTS``): building it cost more Python
-        time than executing it."""
+        parameter ``claim_txn``. With every listener's ClaimHook, that UPDATE is the CTE ``claimed``
+        of a statement that runs the hooks' CTEs too (their values of the request: ``ClaimHook.params``)
+        and returns the claimed row. Built once per (query, the policy's claim scope of the principal,
+        requester, reader) and kept (the last ``CLAIM_STATEMENTS``): building it cost more Python time
+        than executing it."""
         key = (repr(query.keys) if query is not None else None, self.access.claim_scope(principal), requester, reader,
-               *map(id, self.claim_guards), id(self.access), *self.row_columns)
+               *map(id, self.claim_guards), id(self.access), *self.row_columns, *map(id, self.listeners))
         stmt = self._claim_statements.pop(key, None)
         if stmt is None:
             filters = [where_clause(query) if query is not None else None, self.access.claimable(principal),
                        *(guard.claimable(reader) for guard in self.claim_guards)]
             stmt = self._build_claim_next([f for f in filters if f is not None], requester, reader)
+            hooks = self._claim_hooks()
+            if hooks is not None:
+                stmt = _with_effects(stmt, hooks)
             if len(self._claim_statements) >= CLAIM_STATEMENTS:
                 del self._claim_statements[next(iter(self._claim_statements))]
         self._claim_statements[key] = stmt  # most recently used last
@@ -538,7 +603,7 @@ class UPSService:
             select(workitems.c.uid)
             .where(workitems.c.state == SCHEDULED, *filters)
             .order_by(workitems.c.priority_rank, workitems.c.start_dt.nulls_last(), workitems.c.seq)
-            .limit(1)
+            .limit(literal_column("1"))  # not a parameter: a generic plan then costs what a custom one does
             .with_for_update(skip_locked=True)
             .correlate(None)
         )
@@ -625,6 +690,17 @@ class UPSService:
 
 
 _ROW_BUT_DATASET = [c for c in workitems.c if c.name != "dataset"]
+_CLAIM_EFFECT = "claim_effect_"  # the rows a ClaimHook CTE returned, counted in claim-next's result row
+
+
+def _with_effects(update_stmt: Any, hooks: list[ClaimHook]) -> Any:
+    """``WITH claimed AS (<claim-next's UPDATE ... RETURNING>), <the hooks' CTEs> SELECT claimed.*,
+    (SELECT count(*) FROM <each hook CTE>)``: one statement, atomic in autocommit."""
+    claimed = update_stmt.cte("claimed")
+    effects = [cte for hook in hooks if hook.sql is not None for cte in hook.sql(claimed)]
+    counts = [select(func.count()).select_from(cte).scalar_subquery().label(f"{_CLAIM_EFFECT}{i}")
+              for i, cte in enumerate(effects)]
+    return select(claimed, *counts).add_cte(*effects)
 _LOCK = select(workitems).where(workitems.c.uid == bindparam("lock_uid")).with_for_update()  # built once
 
 
