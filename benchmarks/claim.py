@@ -16,7 +16,8 @@ dir) and, in the same run, measures its reference: ``pgbench -N -c 8 -j 2`` on t
 PostgreSQL (``pgbench_tps``; each mode's ``ratio_to_pgbench``), the CPU the server's processes
 and PostgreSQL's processes spent per claim while draining (psutil over both process trees), and
 what PostgreSQL counted on ``workitems`` meanwhile (``workitems_updates_per_claim`` and the share of
-them that were HOT, ``hot_update_ratio``). ``--baseline DIR`` drains the same way, in the same run,
+them that were HOT, ``hot_update_ratio``) and the backends it started (``postgres_sessions_per_claim``).
+``--baseline DIR`` drains the same way, in the same run,
 a server started from another checkout (``baseline`` in the JSON line): a before/after comparison
 in the same conditions.
 
@@ -211,13 +212,15 @@ async def leftovers(url: str, label: str) -> int:
         return await left_scheduled(http, label)
 
 
-async def workitem_updates(socket_dir: str) -> tuple[int, int]:
-    """(updates, HOT updates) of ``workitems`` PostgreSQL has counted (its statistics, flushed first)."""
+async def workitem_updates(socket_dir: str) -> tuple[int, int, int]:
+    """(updates, HOT updates) of ``workitems`` and the sessions (backends started) PostgreSQL has
+    counted (its statistics, flushed first)."""
     conn = await asyncpg.connect(host=socket_dir, user="postgres", database="postgres")
     try:
         await conn.execute("SELECT pg_stat_force_next_flush()")
         row = await conn.fetchrow("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'workitems'")
-        return int(row[0]), int(row[1])
+        sessions = await conn.fetchval("SELECT sum(sessions) FROM pg_stat_database")
+        return int(row[0]), int(row[1]), int(sessions)
     finally:
         await conn.close()
 
@@ -268,9 +271,13 @@ def run_mode(url: str, mode: str, args: argparse.Namespace, ups: harness.Ups | N
         result["postgres_cpu_ms_per_claim"] = round(pg_s * 1000 / len(stats.claimed), 2)
     if updates0 and stats.claimed:
         time.sleep(11)  # an idle backend reports its table counts within 10 s (PGSTAT_IDLE_INTERVAL)
-        updates, hot = (b - a for a, b in zip(updates0, asyncio.run(workitem_updates(socket_dir)), strict=True))
+        updates, hot, sessions = (b - a for a, b in zip(updates0, asyncio.run(workitem_updates(socket_dir)),
+                                                        strict=True))
         result["workitems_updates_per_claim"] = round(updates / len(stats.claimed), 2)
         result["hot_update_ratio"] = round(hot / updates, 3) if updates else None
+        # backends PostgreSQL started while draining (the pool's overflow connections closed and
+        # opened again: each new backend loads its catalog caches and plans its statements anew)
+        result["postgres_sessions_per_claim"] = round(sessions / len(stats.claimed), 3)
     return result
 
 
