@@ -151,7 +151,8 @@ class UPSService:
 
     def __init__(self, engine: AsyncEngine, default_worklist_label: str = DEFAULT_WORKLIST_LABEL):
         self.engine = engine
-        self.reads = autocommit(engine)  # reads of one statement: one round trip, no BEGIN / ROLLBACK
+        # reads of one statement, and claim-next's one statement: one round trip, no BEGIN / ROLLBACK or COMMIT
+        self.reads = autocommit(engine)
         self.default_worklist_label = default_worklist_label
         self.listeners: list[Listener] = []
         self.many_listeners: dict[Listener, ManyListener] = {}
@@ -162,7 +163,6 @@ class UPSService:
         # change returns it, which saves each listener a query of its own
         self.row_columns: dict[str, ColumnElement[Any]] = {}
         self._claim_statements: dict[tuple[Any, ...], Any] = {}  # claim-next's, by (query, claim scope, ...)
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")  # claim-next's one statement
 
     def add_listener(self, listener: Listener, many: ManyListener | None = None,
                      row_columns: dict[str, ColumnElement[Any]] | None = None, claim: ClaimHook | None = None) -> None:
@@ -535,7 +535,7 @@ class UPSService:
                     params = {"claim_txn": txn}
                     for hook in hooks:
                         params.update(hook.params(principal, requester) if hook.params is not None else {})
-                    async with self._autocommit.connect() as conn:
+                    async with self.reads.connect() as conn:
                         row = (await conn.execute(stmt, params)).mappings().first()
                     if row is None:
                         return None
