@@ -67,12 +67,16 @@ class NewInstance:
 
 
 # Many instances, with their studies and series on first sight, in ONE statement (the rows travel
-# as one JSON array: one parameter, one plan, however many instances). Within the batch the first
-# instance of a study / series / SOP Instance UID wins; instances are inserted in batch order (their
-# ``seq``: store order). RETURNING names the objects (paths) that were indexed.
+# as one JSON array: one parameter, one plan, however many instances), which first takes the
+# studies' locks (``lock_studies``; every row waits for them) and ends by settling the upload records
+# of the objects it indexed (``ingest/uploads.py``). Within the batch the first instance of a study /
+# series / SOP Instance UID wins; instances are inserted in batch order (their ``seq``: store order).
+# The result names the objects (paths) that were indexed, and whether each one's record was there.
 _ADD_INSTANCES = text("""
-WITH r AS (
-    SELECT * FROM jsonb_to_recordset(CAST(CAST(:rows AS TEXT) AS JSONB)) AS r(
+WITH locked AS (
+    SELECT count(*) AS studies FROM unnest(CAST(:studies AS TEXT[])) AS s, pg_advisory_xact_lock(hashtext(s))
+), r AS (
+    SELECT r.* FROM locked, jsonb_to_recordset(CAST(CAST(:rows AS TEXT) AS JSONB)) AS r(
         n int, sop text, series text, study text, sop_class text, ts text, path text, size bigint,
         metadata jsonb, source_ae text, source_host text, receiving_ae text, patient_id text,
         patient_name text, accession text, study_date text, study_attrs jsonb, modality text, series_attrs jsonb)
@@ -85,23 +89,32 @@ WITH r AS (
     INSERT INTO series (series_uid, study_uid, modality, attributes)
     SELECT DISTINCT ON (series) series, study, modality, series_attrs FROM r ORDER BY series, n
     ON CONFLICT (series_uid) DO NOTHING
+), added AS (
+    INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax, path, size,
+                           metadata, source_ae, source_host, receiving_ae)
+    SELECT sop, series, study, sop_class, ts, path, size, metadata, source_ae, source_host, receiving_ae
+    FROM (SELECT DISTINCT ON (sop) * FROM r ORDER BY sop, n) AS first_of_each ORDER BY n
+    ON CONFLICT (sop_instance_uid) DO NOTHING
+    RETURNING path
+), settled AS (
+    DELETE FROM blob_uploads WHERE key IN (SELECT path FROM added) RETURNING key
 )
-INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax, path, size,
-                       metadata, source_ae, source_host, receiving_ae)
-SELECT sop, series, study, sop_class, ts, path, size, metadata, source_ae, source_host, receiving_ae
-FROM (SELECT DISTINCT ON (sop) * FROM r ORDER BY sop, n) AS first_of_each ORDER BY n
-ON CONFLICT (sop_instance_uid) DO NOTHING
-RETURNING path
-""").bindparams(bindparam("rows", type_=Text))
+SELECT added.path, settled.key IS NOT NULL AS settled FROM added LEFT JOIN settled ON settled.key = added.path
+""").bindparams(bindparam("rows", type_=Text), bindparam("studies", type_=ARRAY(Text)))
 
 
-async def add_instances(conn: AsyncConnection, new: list[NewInstance]) -> set[str]:
-    """Index ``new`` (with their study and series rows on first sight) in ONE statement; the paths
-    of those indexed (an instance already indexed, or twice in ``new``, is not indexed again)."""
+async def add_instances(conn: AsyncConnection, new: list[NewInstance]) -> dict[str, bool]:
+    """Under the locks of their studies (``lock_studies``), index ``new`` (with their study and
+    series rows on first sight) and settle the upload records of their objects, in ONE statement.
+    The paths of those indexed (an instance already indexed, or twice in ``new``, is not indexed
+    again), each with whether its upload record was there to settle (False: housekeeping removed
+    the object as an orphan before this transaction got the lock)."""
     if not new:
-        return set()
+        return {}
     rows = jsontext.dumps_text([inst.row(n) for n, inst in enumerate(new)])
-    return set((await conn.execute(_ADD_INSTANCES, {"rows": rows})).scalars())
+    result = await conn.execute(_ADD_INSTANCES, {"rows": rows,
+                                                 "studies": sorted({inst.study_uid for inst in new})})
+    return dict(result.all())
 
 
 _LOCK_STUDIES = text("SELECT pg_advisory_xact_lock(hashtext(s)) FROM unnest(CAST(:studies AS TEXT[])) AS s"

@@ -144,11 +144,11 @@ class IngestService:
 
     async def _index_batch(self, conn: AsyncConnection, new: list[index.NewInstance]) -> list[tuple[bool, int]]:
         """The store transaction of a batch (``GroupCommit`` work): the studies' locks, the index
-        rows, the upload records settled, the on_store hooks once for the instances that are new."""
-        await index.lock_studies(conn, [inst.study_uid for inst in new])
-        indexed = await index.add_instances(conn, new)
+        rows and the upload records settled in one statement, then the on_store hooks once for the
+        instances that are new."""
+        indexed = await index.add_instances(conn, new)  # under the studies' locks; upload records settled
+        uploads.check_settled(indexed)
         added = [k for k, inst in enumerate(new) if inst.path in indexed]
-        await uploads.settle(conn, [new[k].path for k in added])
         failures = [0] * len(new)
         stored = [StoredInstance(i.study_uid, i.series_uid, i.sop_uid, i.sop_class_uid, i.metadata, i.source_ae,
                                  i.source_host, i.receiving_ae) for i in (new[k] for k in added)]

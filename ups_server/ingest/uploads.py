@@ -1,8 +1,8 @@
 """Objects put in the blob store before their index row commits, and the orphans a crash leaves.
 
 A store records its new keys in ``blob_uploads`` (committed; concurrent stores' records share one
-commit, ``GroupCommit``) before it puts the objects; the store
-transaction deletes the records of the objects it indexes (``settle``), so that a record that
+commit, ``GroupCommit``) before it puts the objects; the store transaction deletes the records of
+the objects it indexes (in its index statement, ``index.add_instances``), so that a record that
 outlives the grace period names an object without a row (the process died, or the transaction
 failed, between the put and the commit). Housekeeping deletes those objects (``remove_orphans``).
 A study deletion records the keys of the rows it deletes in its transaction, then removes the
@@ -37,7 +37,6 @@ class UploadLost(RuntimeError):
 _KEYS = bindparam("keys", type_=ARRAY(Text))
 _RECORD = text("INSERT INTO blob_uploads (key) SELECT unnest(CAST(:keys AS TEXT[])) ON CONFLICT DO NOTHING"
                ).bindparams(_KEYS)
-_SETTLE = text("DELETE FROM blob_uploads WHERE key = ANY(CAST(:keys AS TEXT[])) RETURNING key").bindparams(_KEYS)
 
 
 async def record_in(conn: AsyncConnection, keys: list[str]) -> list[None]:
@@ -48,14 +47,13 @@ async def record_in(conn: AsyncConnection, keys: list[str]) -> list[None]:
     return [None] * len(keys)
 
 
-async def settle(conn: AsyncConnection, keys: list[str]) -> None:
-    """Inside the store transaction: the objects of ``keys`` are indexed."""
-    if not keys:
-        return
-    gone = await conn.execute(_SETTLE, {"keys": keys})
-    missing = set(keys) - set(gone.scalars())
+def check_settled(indexed: dict[str, bool]) -> None:
+    """Inside the store transaction, after the index statement settled the records of the objects
+    it indexed (``index.add_instances``: path -> whether its record was there): raise UploadLost
+    when one was removed as an orphan meanwhile (the transaction then rolls back)."""
+    missing = sum(not settled for settled in indexed.values())
     if missing:
-        raise UploadLost(f"{len(missing)} object(s) were removed as orphans before they were indexed")
+        raise UploadLost(f"{missing} object(s) were removed as orphans before they were indexed")
 
 
 async def forget(engine: AsyncEngine, blobs: BlobStore, keys: list[str]) -> None:
