@@ -24,22 +24,27 @@ def _config() -> Config:
     return cfg
 
 
+def scripts() -> ScriptDirectory:
+    """The migrations in migrations/versions."""
+    return ScriptDirectory.from_config(_config())
+
+
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return scripts().get_current_head()
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Upgrade to head (idempotent; safe when several processes start at once)."""
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade to ``revision`` (idempotent; safe when several processes start at once)."""
 
     def run(sync_conn) -> None:
         sync_conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
         cfg = _config()
         cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
-    log.info("database schema at revision %s", head_revision())
+    log.info("database schema at revision %s", head_revision() if revision == "head" else revision)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

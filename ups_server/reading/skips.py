@@ -44,7 +44,7 @@ class SkipGuard:
     async def release(self, conn: AsyncConnection, row: dict[str, Any], skipped: bool) -> dict[str, Any]:
         """A skip is recorded for its reader (the claimant: the person once authenticated), so
         claim-next holds the study back."""
-        reader = row["claimant"] or row["performer_aet"]  # a claim made before claimants were kept
+        reader = row["claimant"]
         if skipped and reader:
             await conn.execute(insert(skipped_reads).values(workitem_uid=row["uid"], reader=reader,
                                                            study_uid=row["study_uid"]))

@@ -131,8 +131,7 @@ async def worklist(engine: AsyncEngine, q: WorklistQuery) -> dict[str, Any]:
                workitems.c.priority_rank, workitems.c.procedure_step_label, workitems.c.worklist_label,
                workitems.c.input_readiness, workitems.c.patient_name, workitems.c.patient_id,
                workitems.c.accession_number, workitems.c.study_uid, workitems.c.start_dt, workitems.c.created_at,
-               # who holds the claim: its claimant (the person); a claim older than the column: the AE
-               func.coalesce(workitems.c.claimant, workitems.c.performer_aet).label("holder"),
+               workitems.c.claimant.label("holder"),  # who holds the claim
                workitems.c.read_group, studies.c.study_date)
         .select_from(workitems.outerjoin(studies, studies.c.study_uid == workitems.c.study_uid))
         .where(*listed)
