@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0  # a client that reads nothing cannot receive the close frame either
 OVERFLOW_CLOSE_CODE = 1013  # Try Again Later: the client fell too far behind
 GOING_AWAY_CLOSE_CODE = 1001  # the server shuts down
-POLL_SECONDS = 5.0  # a safety net; NOTIFY wakes the dispatcher at once
+# A safety net: the NOTIFYs, a session's connection and a LISTEN reconnection wake the dispatcher
+# at once. Its scan of every AE here compares each undelivered row's AEs with them (PostgreSQL's
+# array overlap: rows x AEs x AEs), not to be run every few seconds.
+POLL_SECONDS = 60.0
 
 Pair = tuple[int, str]  # (outbox row id, AE title)
 
@@ -258,20 +261,26 @@ class WebSocketDispatcher:
         async with self._dispatching:
             ranges, self._notified = self._notified, []
             rescan, self._rescan = self._rescan, set()
-            if not ranges and not rescan:
-                rescan = set(self.sessions)
-            rescan &= set(self.sessions)
-            if not self.sessions:
-                return 0
-            count = 0
-            async with self.engine.connect() as conn:
-                if rescan:
-                    count += await self._scan(conn, rescan, limit)
-                if ranges:
-                    rows = await outbox.ws_rows(conn, min(r[0] for r in ranges), max(r[1] for r in ranges))
-                    await self._fan_out(conn, rows)
-                    count += len(rows)
-            return count
+            try:
+                return await self._dispatch(ranges, rescan if ranges or rescan else set(self.sessions), limit)
+            except BaseException:  # read again at the next try (what was offered is not offered twice)
+                self._notified[:0] = ranges
+                self._rescan |= rescan
+                raise
+
+    async def _dispatch(self, ranges: list[tuple[int, int]], rescan: set[str], limit: int) -> int:
+        rescan &= set(self.sessions)
+        if not self.sessions:
+            return 0
+        count = 0
+        async with self.engine.connect() as conn:
+            if rescan:
+                count += await self._scan(conn, rescan, limit)
+            if ranges:
+                rows = await outbox.ws_rows(conn, min(r[0] for r in ranges), max(r[1] for r in ranges))
+                await self._fan_out(conn, rows)
+                count += len(rows)
+        return count
 
     async def _scan(self, conn: AsyncConnection, aets: set[str], limit: int) -> int:
         """Offer the undelivered rows of ``aets`` to their sessions, oldest first, page by page."""
