@@ -8,6 +8,7 @@ request has those headers removed, so a client cannot rewrite the URLs the serve
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -19,8 +20,9 @@ _FORWARDED = (b"forwarded", b"x-forwarded-")
 class TrustedProxies:
     def __init__(self, trusted: Iterable[str]):
         self.networks = [ipaddress.ip_network(c, strict=False) for c in trusted]
+        self.trusts = functools.lru_cache(maxsize=1024)(self._trusts)  # the same few clients ask again and again
 
-    def trusts(self, address: str | None) -> bool:
+    def _trusts(self, address: str | None) -> bool:
         if not address:
             return False
         try:

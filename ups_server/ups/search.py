@@ -45,18 +45,30 @@ def where_clause(query: Query) -> ColumnElement[bool]:
 # ---- result shaping -----------------------------------------------------------------------
 
 
-def shape_http(ds: JsonDataset, query: Query) -> JsonDataset:
-    """A Search result (UPS-QS-04): Type 1/2 return keys, 1C/2C when present, the matching
-    keys and includefield attributes; ``includefield=all``: the whole dataset. Never the
-    Transaction UID (UPS-QS-09)."""
+def http_returns(query: Query) -> tuple[tuple[str, str | None], ...]:
+    """What a Search result (UPS-QS-04) holds, in tag order, as (tag, VR): Type 1/2 return keys, the
+    matching keys and includefield attributes, each with its VR (an empty element when the workitem
+    has none); 1C/2C return keys with None (only when present). Never the Transaction UID (UPS-QS-09)."""
+    returned = {tag: vr_of(tag) for tag in (*RETURN_KEYS, *(m.tag for m in query.keys), *query.include)}
+    conditional = {tag: None for tag in CONDITIONAL_RETURN_KEYS if tag not in returned}
+    return tuple(sorted(((tag, vr) for tag, vr in {**returned, **conditional}.items() if tag != TRANSACTION_UID)))
+
+
+def shape_http(ds: JsonDataset, query: Query, returns: tuple[tuple[str, str | None], ...] | None = None
+               ) -> JsonDataset:
+    """A Search result: ``http_returns(query)`` (``returns``, computed once per page) of ``ds``;
+    ``includefield=all``: the whole dataset but the Transaction UID."""
     if query.include_all:
-        out = dict(ds)
-    else:
-        out = {tag: ds[tag] for tag in CONDITIONAL_RETURN_KEYS if tag in ds}
-        for tag in (*RETURN_KEYS, *(m.tag for m in query.keys), *query.include):
-            out[tag] = ds.get(tag) or {"vr": vr_of(tag)}
-    out.pop(TRANSACTION_UID, None)
-    return dict(sorted(out.items()))
+        return {tag: elem for tag, elem in sorted(ds.items()) if tag != TRANSACTION_UID}
+    out: JsonDataset = {}
+    for tag, vr in returns or http_returns(query):
+        elem = ds.get(tag)
+        if vr is None:
+            if tag in ds:
+                out[tag] = elem
+        else:
+            out[tag] = elem or {"vr": vr}
+    return out
 
 
 def shape_dimse(ds: JsonDataset, keys: list[Match], top: bool = True) -> JsonDataset:
@@ -208,4 +220,5 @@ async def search(engine: AsyncEngine, query: Query, *, offset: int = 0, limit: i
     datasets = [r.dataset for r in rows]
     if query.keys_are_returned:
         return Page([shape_dimse(ds, query.keys) for ds in datasets], remaining, last)
-    return Page([shape_http(ds, query) for ds in datasets], remaining, last)
+    returns = http_returns(query)
+    return Page([shape_http(ds, query, returns) for ds in datasets], remaining, last)

@@ -23,7 +23,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -207,8 +206,8 @@ class UPSService:
         self.access.allow(principal, Act.RETRIEVE)
         visible = self.access.visible(principal)
         async with self.reads.connect() as conn:
-            ds = (await conn.execute(select(workitems.c.dataset).where(
-                workitems.c.uid == uid, visible if visible is not None else true()))).scalar()
+            stmt = _RETRIEVE if visible is None else _RETRIEVE.where(visible)
+            ds = (await conn.execute(stmt, {"retrieve_uid": uid})).scalar()
         if ds is None:
             raise UPSError(Outcome.NO_SUCH_UPS, f"Workitem {uid} does not exist")
         return ds
@@ -702,6 +701,7 @@ def _with_effects(update_stmt: Any, hooks: list[ClaimHook]) -> Any:
               for i, cte in enumerate(effects)]
     return select(claimed, *counts).add_cte(*effects)
 _LOCK = select(workitems).where(workitems.c.uid == bindparam("lock_uid")).with_for_update()  # built once
+_RETRIEVE = select(workitems.c.dataset).where(workitems.c.uid == bindparam("retrieve_uid"))  # built once
 
 
 def _patch(previous: JsonDataset | None, ds: JsonDataset) -> JsonDataset | None:
