@@ -21,6 +21,7 @@ from typing import Any
 
 from pydicom import config
 
+from ..dicom import tags as t
 from ..dicom.uids import is_valid_uid
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -42,6 +43,9 @@ _ITEM_END = 0xFFFEE00D
 _SEQUENCE_END = 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _NATIVE_PIXELS = 0x7FE00010
+_SPECIFIC_CHARACTER_SET = int(t.SPECIFIC_CHARACTER_SET, 16)
+_META_GROUP_LENGTH, _MEDIA_SOP_CLASS_UID, _MEDIA_SOP_INSTANCE_UID, _TRANSFER_SYNTAX_UID = (
+    0x00020000, 0x00020002, 0x00020003, 0x00020010)  # File Meta elements (PS3.10 7.1), read as integers
 
 
 class _NotPlain(Exception):
@@ -65,14 +69,14 @@ def read_plain(data: bytes) -> Plain | None:
         return None
     try:
         meta, start = _file_meta(data)
-        syntax = _string(meta.get(0x00020010, b""))
+        syntax = _string(meta.get(_TRANSFER_SYNTAX_UID, b""))
         if syntax != EXPLICIT_VR_LITTLE_ENDIAN:
             return None
         reader = _Reader(data)
         metadata, pixels = reader.dataset(start, len(data), top=True)
-        uids = (_single(metadata, "0020000D"), _single(metadata, "0020000E"),
-                _single(metadata, "00080018") or _string(meta.get(0x00020003, b"")),
-                _single(metadata, "00080016") or _string(meta.get(0x00020002, b"")))
+        uids = (_single(metadata, t.STUDY_INSTANCE_UID), _single(metadata, t.SERIES_INSTANCE_UID),
+                _single(metadata, t.SOP_INSTANCE_UID) or _string(meta.get(_MEDIA_SOP_INSTANCE_UID, b"")),
+                _single(metadata, t.SOP_CLASS_UID) or _string(meta.get(_MEDIA_SOP_CLASS_UID, b"")))
         if not all(isinstance(uid, str) and uid and is_valid_uid(uid) for uid in uids):
             return None
         if pixels is not None and _pixels_short(metadata, pixels):
@@ -100,7 +104,7 @@ def _file_meta(data: bytes) -> tuple[dict[int, bytes], int]:
             raise _NotPlain
         meta[group << 16 | elem] = data[pos:pos + length]
         pos += length
-    group_length = meta.get(0x00020000)
+    group_length = meta.get(_META_GROUP_LENGTH)
     if group_length is not None and (len(group_length) != 4 or 144 + int.from_bytes(group_length, "little") != pos):
         raise _NotPlain
     return meta, pos
@@ -126,9 +130,9 @@ def _first(ds: dict[str, Any], tag: str) -> Any:
 def _pixels_short(ds: dict[str, Any], length: int) -> bool:
     """Native Pixel Data shorter than the image it describes (parse.py's check)."""
     try:
-        frames = int(_first(ds, "00280008") or 1)
-        bits = int(_first(ds, "00280100"))
-        needed = int(_first(ds, "00280010")) * int(_first(ds, "00280011")) * int(_first(ds, "00280002") or 1)
+        frames = int(_first(ds, t.NUMBER_OF_FRAMES) or 1)
+        bits = int(_first(ds, t.BITS_ALLOCATED))
+        needed = int(_first(ds, t.ROWS)) * int(_first(ds, t.COLUMNS)) * int(_first(ds, t.SAMPLES_PER_PIXEL) or 1)
     except (TypeError, ValueError):
         return False
     return length < (needed * frames * bits + 7) // 8
@@ -170,7 +174,7 @@ class _Reader:
             raw = data[pos:pos + length]
             if vr == "SQ":
                 value, _ = self.sequence(pos, pos + length)
-            elif tag == 0x00080005:
+            elif tag == _SPECIFIC_CHARACTER_SET:
                 value = self.character_set(raw, top)
             else:
                 value = self.element(vr, raw, top)
