@@ -50,8 +50,12 @@ def asyncpg_dsn(url: URL) -> str:
 
 
 def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+    """At most ``2 * pool_size`` connections, as many kept open once opened: an overflow connection
+    (beyond ``pool_size``) was closed when returned, so a burst of requests opened and closed
+    PostgreSQL sessions, each a backend process started (py-spy: asyncpg connect and close under
+    benchmarks/workers.py)."""
     # JSONB in and out through orjson (the stored datasets: the largest decode cost of a retrieve)
-    return create_async_engine(make_url(engine_url(url)), pool_size=pool_size, max_overflow=pool_size,
+    return create_async_engine(make_url(engine_url(url)), pool_size=2 * pool_size, max_overflow=0,
                                pool_pre_ping=False, json_serializer=jsontext.dumps_text,
                                json_deserializer=jsontext.loads)
 
