@@ -90,7 +90,7 @@ class Settings:
         "rules": "rule file or directory (default: the bundled rules/double-reading.yaml)",
         "ae_table": "known AEs as AET=host:port, comma separated (event receivers)",
         "worklist_label": "Worklist Label given to workitems created without one",
-        "db_pool_size": "database connections per process",
+        "db_pool_size": "database connections per process: opened as requests need them, up to twice this many, and kept open",
         "workers": "HTTP worker processes sharing the HTTP port; with more than one, the parent process starts "
                    "the embedded PostgreSQL and applies the migrations once, then supervises the workers; "
                    "the first worker alone also serves DIMSE",
