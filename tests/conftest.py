@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 
+from ups_server.cli import KEEP_ALIVE_SECONDS
 from ups_server.config import Settings
 from ups_server.db import migrate
 from ups_server.db.embedded import EmbeddedPostgres
@@ -136,7 +137,8 @@ async def base_url(server):
     """A real uvicorn serving ``server`` on a free loopback port; yields the DICOMweb base URL."""
     app = create_app(server, manage_server=False)
     config = uvicorn.Config(app, host="127.0.0.1", port=server.settings.http_port, log_level="warning",
-                            lifespan="on", ws="websockets-sansio", backlog=1024, proxy_headers=False)
+                            lifespan="on", ws="websockets-sansio", backlog=1024, proxy_headers=False,
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS)  # as `serve` keeps idle connections
     web = uvicorn.Server(config)
     task = asyncio.create_task(web.serve())
     while not web.started:
@@ -150,9 +152,14 @@ async def base_url(server):
 
 @pytest.fixture
 async def http(base_url):
-    # idle connections expire on the client before uvicorn's keep-alive timeout (5 s) closes them:
-    # reusing a connection the server is closing at that instant is a ReadError, not a server fault
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2)
+    # Idle connections expire on the client well before the server's keep-alive timeout closes them
+    # (reusing one the server closes at that instant would be a ReadError), and far above the event
+    # loop's stalls under load (2-8 s measured at load 15-18): httpcore 1.0.9's pool closes an idle
+    # connection whose expiry passed even when it has just handed it to a request that has not
+    # started yet (encode/httpcore#1110); that request then sends on it and its read fails (ReadError
+    # from ClosedResourceError: the client closed its own socket), which a 2 s expiry made possible.
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200,
+                          keepalive_expiry=KEEP_ALIVE_SECONDS / 2)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
         yield client
 
