@@ -156,16 +156,8 @@ class _Reader:
             if tag <= previous or group == 0xFFFE or group == 0x0002:
                 raise _NotPlain
             previous = tag
-            vr = vr_bytes.decode("ascii")
-            if vr not in _KNOWN:
-                raise _NotPlain
-            pos += 8
-            if vr in _LONG:
-                (length,) = struct.unpack_from("<L", data, pos)
-                pos += 4
+            vr, length, pos = self.value_start(pos, vr_bytes, length)
             if length == _UNDEFINED:
-                if vr != "SQ":
-                    raise _NotPlain
                 value, pos = self.sequence(pos, None)
                 out[f"{tag:08X}"] = value
                 continue
@@ -186,6 +178,21 @@ class _Reader:
         if pos != end:
             raise _NotPlain
         return out, pixels
+
+    def value_start(self, pos: int, vr_bytes: bytes, length: int) -> tuple[str, int, int]:
+        """The VR, value length and value position of the element whose header is at ``pos`` (its
+        tag read, ``vr_bytes`` and short ``length`` unpacked); _NotPlain for a VR this reader does
+        not know or an undefined length on anything but a sequence."""
+        vr = vr_bytes.decode("ascii")
+        if vr not in _KNOWN:
+            raise _NotPlain
+        pos += 8
+        if vr in _LONG:
+            (length,) = struct.unpack_from("<L", self.data, pos)
+            pos += 4
+        if length == _UNDEFINED and vr != "SQ":
+            raise _NotPlain
+        return vr, length, pos
 
     def sequence(self, pos: int, end: int | None) -> tuple[dict[str, Any], int]:
         """A sequence's items from ``pos`` (``end`` None: up to its delimitation item)."""
@@ -221,16 +228,8 @@ class _Reader:
                 if elem != 0xE00D:
                     raise _NotPlain
                 return pos
-            vr = vr_bytes.decode("ascii")
-            if vr not in _KNOWN:
-                raise _NotPlain
-            pos += 8
-            if vr in _LONG:
-                (length,) = struct.unpack_from("<L", data, pos)
-                pos += 4
+            _, length, pos = self.value_start(pos, vr_bytes, length)
             if length == _UNDEFINED:
-                if vr != "SQ":
-                    raise _NotPlain
                 _, pos = self.sequence(pos, None)
             else:
                 pos += length
