@@ -58,28 +58,12 @@ async def test_the_websocket_needs_the_token_of_its_owner(http, base_url, issuer
 
 
 async def test_events_only_of_workitems_the_subscriber_may_see(http, base_url, issuer):
-    from ups_server.dicom.uids import new_uid
-
-    from .workitems import DICOM_JSON, new_workitem, state_change
-
     a, b, boss = as_(issuer, "reader-a"), as_(issuer, "reader-b"), as_(issuer, "boss")
     for aet, who in (("EV_A", a), ("EV_B", b)):
         r = await http.post(f"/workitems/{GLOBAL_SUBSCRIPTION}/subscribers/{aet}", headers=who)
         assert r.status_code == 201, r.text
-    first, second = new_uid(), new_uid()
     async with EventSocket(ws_url(base_url, "EV_A", a)) as ws_a, EventSocket(ws_url(base_url, "EV_B", b)) as ws_b:
-        r = await http.post(f"/workitems?workitem={first}", json=new_workitem(), headers={**DICOM_JSON, **boss})
-        assert r.status_code == 201
-        assert (await ws_a.next_for(first)).state == "SCHEDULED"  # both may claim it: both are told
-        assert (await ws_b.next_for(first)).state == "SCHEDULED"
-        r = await http.put(f"/workitems/{first}/state", json=state_change("IN PROGRESS", new_uid()),
-                           headers={**DICOM_JSON, **b})
-        assert r.status_code == 200, r.text
-        assert (await ws_b.next_for(first)).state == "IN PROGRESS"  # B's own claim
-        r = await http.post(f"/workitems?workitem={second}", json=new_workitem(), headers={**DICOM_JSON, **boss})
-        assert r.status_code == 201
-        ev = await ws_a.next()  # A's next event is the second workitem: B's claim was not sent to A
-        assert (ev.uid, ev.state) == (second, "SCHEDULED")
+        await _b_claims_what_a_then_stops_seeing(http, ws_a, ws_b, b, boss)
 
 
 async def test_subscribing_to_a_workitem_one_may_not_see_is_not_found(http, issuer):
@@ -105,13 +89,9 @@ async def test_subscribing_to_a_workitem_one_may_not_see_is_not_found(http, issu
 async def test_dimse_events_only_of_workitems_the_subscriber_may_see(http, issuer, settings, server):
     """The same filter over N-EVENT-REPORT: each AE's events are for its owner's eyes (its roles as it
     subscribed), and an AE without owner sees what --ae-roles gives it (here nothing)."""
-    from ups_server.dicom.uids import new_uid
-
     from .event_clients import EventReceiver
-    from .workitems import DICOM_JSON, new_workitem, state_change
 
     a, b, boss = as_(issuer, "reader-a"), as_(issuer, "reader-b"), as_(issuer, "boss")
-    first, second = new_uid(), new_uid()
     with EventReceiver("DV_A") as rx_a, EventReceiver("DV_B") as rx_b, EventReceiver("DV_NONE") as rx_none:
         settings.ae_table = {"DV_A": rx_a.address, "DV_B": rx_b.address, "DV_NONE": rx_none.address}
         for aet, who in (("DV_A", a), ("DV_B", b)):
@@ -119,20 +99,32 @@ async def test_dimse_events_only_of_workitems_the_subscriber_may_see(http, issue
             assert r.status_code == 201, r.text
         r = await http.post(f"/workitems/{GLOBAL_SUBSCRIPTION}/subscribers/DV_NONE", headers=boss)
         assert r.status_code == 201, r.text  # subscribed by an admin: no owner, no --ae-roles entry
-        r = await http.post(f"/workitems?workitem={first}", json=new_workitem(), headers={**DICOM_JSON, **boss})
-        assert r.status_code == 201
-        assert (await rx_a.next_for(first)).state == "SCHEDULED"  # both may claim it: both are told
-        assert (await rx_b.next_for(first)).state == "SCHEDULED"
-        r = await http.put(f"/workitems/{first}/state", json=state_change("IN PROGRESS", new_uid()),
-                           headers={**DICOM_JSON, **b})
-        assert r.status_code == 200, r.text
-        assert (await rx_b.next_for(first)).state == "IN PROGRESS"  # B's own claim
-        r = await http.post(f"/workitems?workitem={second}", json=new_workitem(), headers={**DICOM_JSON, **boss})
-        assert r.status_code == 201
-        ev = await rx_a.next()  # A's next event is the second workitem: B's claim was not sent to A
-        assert (ev.uid, ev.state) == (second, "SCHEDULED")
+        await _b_claims_what_a_then_stops_seeing(http, rx_a, rx_b, b, boss)
         await _dimse_done(server, "DV_NONE")
     assert rx_none.events.empty()  # no role: none of the events was for its eyes
+
+
+async def _b_claims_what_a_then_stops_seeing(http, events_a, events_b, b, boss) -> None:
+    """The visibility flow, whatever carries the events (WebSocket or N-EVENT-REPORT): a workitem both
+    readers may claim is told to both; B's claim of it is told to B only; A's next event is the
+    next workitem created."""
+    from ups_server.dicom.uids import new_uid
+
+    from .workitems import DICOM_JSON, new_workitem, state_change
+
+    first, second = new_uid(), new_uid()
+    r = await http.post(f"/workitems?workitem={first}", json=new_workitem(), headers={**DICOM_JSON, **boss})
+    assert r.status_code == 201
+    assert (await events_a.next_for(first)).state == "SCHEDULED"  # both may claim it: both are told
+    assert (await events_b.next_for(first)).state == "SCHEDULED"
+    r = await http.put(f"/workitems/{first}/state", json=state_change("IN PROGRESS", new_uid()),
+                       headers={**DICOM_JSON, **b})
+    assert r.status_code == 200, r.text
+    assert (await events_b.next_for(first)).state == "IN PROGRESS"  # B's own claim
+    r = await http.post(f"/workitems?workitem={second}", json=new_workitem(), headers={**DICOM_JSON, **boss})
+    assert r.status_code == 201
+    ev = await events_a.next()  # A's next event is the second workitem: B's claim was not sent to A
+    assert (ev.uid, ev.state) == (second, "SCHEDULED")
 
 
 async def _dimse_done(server, aet: str) -> None:
